@@ -1,0 +1,152 @@
+"""Settings of the demo site: everything comes from the environment (django-environ).
+
+Every variable has a default that works for local use against the embedded
+sandbox; see .env.example. Real client credentials only ever come from the
+environment or a git-ignored .env file.
+"""
+
+import base64
+import hashlib
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+# Local development default only; refused below when DEBUG is off.
+_DEV_SECRET_KEY = "django-insecure-ftauth-demo-local-only"
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
+if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
+    raise environ.ImproperlyConfigured("Set SECRET_KEY when DEBUG is off.")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+
+FTAUTH_SANDBOX = env.bool("FTAUTH_SANDBOX", default=True)
+SANDBOX_URL = env.str("FT_SANDBOX_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "ftauth",
+]
+if FTAUTH_SANDBOX:
+    INSTALLED_APPS.append("ftauth.sandbox")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ftauth.middleware.ConsentMiddleware",
+]
+
+ROOT_URLCONF = "demo_site.urls"
+WSGI_APPLICATION = "demo_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://ftauth-demo")}
+
+AUTHENTICATION_BACKENDS = [
+    "ftauth.backends.FranceTravailBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+LOGIN_URL = "/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def _dev_token_key() -> str:
+    """A Fernet key derived from SECRET_KEY, for local use when none is given."""
+    digest = hashlib.sha256(b"ftauth-demo-token-key:" + SECRET_KEY.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+_sandbox_servers = {
+    "individu": f"{SANDBOX_URL}/sandbox/authentification-candidat",
+    "entreprise": f"{SANDBOX_URL}/sandbox/entreprise",
+    "api": f"{SANDBOX_URL}/sandbox/api",
+}
+_individu_url = env.str(
+    "FT_INDIVIDU_URL",
+    default=_sandbox_servers["individu"]
+    if FTAUTH_SANDBOX
+    else "https://authentification-candidat.francetravail.fr",
+)
+_entreprise_url = env.str(
+    "FT_ENTREPRISE_URL",
+    default=_sandbox_servers["entreprise"]
+    if FTAUTH_SANDBOX
+    else "https://entreprise.francetravail.fr",
+)
+_partenaire_url = env.str("FT_PARTENAIRE_URL", default=_entreprise_url)
+_api_url = env.str(
+    "FT_API_URL",
+    default=_sandbox_servers["api"] if FTAUTH_SANDBOX else "https://api.francetravail.io",
+)
+
+FTAUTH = {
+    # The sandbox registers whatever client the demo uses; real credentials come
+    # from the environment only.
+    "CLIENT_ID": env.str("FT_CLIENT_ID", default="ftauth-demo" if FTAUTH_SANDBOX else ""),
+    "CLIENT_SECRET": env.str(
+        "FT_CLIENT_SECRET", default="sandbox-secret-local-only" if FTAUTH_SANDBOX else ""
+    ),
+    "API_URL": _api_url,
+    "REALMS": {
+        "individu": {
+            "server": _individu_url,
+            "scopes": env.list(
+                "FT_INDIVIDU_SCOPES",
+                default=["api_peconnect-individuv1", "openid", "profile", "email"],
+            ),
+        },
+        "employeur": {"server": _entreprise_url},
+        "partenaire": {"server": _partenaire_url},
+    },
+    "TOKEN_KEYS": env.list("FTAUTH_TOKEN_KEYS", default=[_dev_token_key()]),
+    "CONSENT_CHECK_INTERVAL": env.int("FTAUTH_CONSENT_CHECK_INTERVAL", default=300),
+    "SANDBOX": FTAUTH_SANDBOX,
+    "LOGIN_REDIRECT_URL": "/profile/",
+    "LOGOUT_REDIRECT_URL": "/",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"ftauth": {"handlers": ["console"], "level": env.str("FTAUTH_LOG_LEVEL", "INFO")}},
+}

@@ -1,0 +1,185 @@
+"""The one HTTP transport every outbound call of ftauth goes through.
+
+France Travail requires HTTPS with TLS 1.2 at least for every exchange (seed
+page). This module enforces it: plain ``http://`` is refused unless the host
+is a loopback address (the sandbox, tests), the TLS handshake refuses anything
+older than 1.2, timeouts are always bounded, redirects are never followed (a
+token endpoint that redirects is a misconfiguration, and following it could
+downgrade to plain HTTP), and only idempotent requests are retried, only on
+connection errors, with backoff.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import InsecureTransport, TransportError
+
+logger = logging.getLogger("ftauth.http")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+USER_AGENT = "django-ftauth"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``: the only hosts allowed plain HTTP."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secure_url(url: str) -> str:
+    """Return ``url`` if it is HTTPS, or HTTP on a loopback host; raise otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return url
+    raise InsecureTransport(
+        f"refusing {parts.scheme or 'schemeless'}:// URL to {parts.hostname or '?'}: "
+        "France Travail requires HTTPS (plain HTTP only on loopback addresses)"
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class TLS12Adapter(HTTPAdapter):
+    """An adapter whose TLS context refuses protocol versions older than 1.2."""
+
+    def __init__(self, *args: Any, ca_file: str | None = None, **kwargs: Any) -> None:
+        self._ca_file = ca_file
+        super().__init__(*args, **kwargs)
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self._ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context()
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["ssl_context"] = self._context()
+        return super().proxy_manager_for(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    retries: int = 2
+    backoff: float = 0.2
+    ca_file: str | None = None
+
+
+class HttpClient:
+    """A thread-safe HTTP client: one ``requests.Session`` per thread."""
+
+    def __init__(
+        self,
+        config: HttpConfig | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config or HttpConfig()
+        self._local = threading.local()
+        self._sleep = sleep
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxy or .netrc credentials picked up silently
+            session.mount("https://", TLS12Adapter(ca_file=self.config.ca_file))
+            session.headers["User-Agent"] = USER_AGENT
+            self._local.session = session
+        return session
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> requests.Response:
+        """Send one request; raise :class:`TransportError` when no answer comes.
+
+        Any HTTP status is returned as is: the caller knows what it means.
+        """
+        check_secure_url(url)
+        method = method.upper()
+        attempts = 1 + (self.config.retries if method in IDEMPOTENT_METHODS else 0)
+        timeout = timeout or (self.config.connect_timeout, self.config.read_timeout)
+        host = urlsplit(url).hostname
+        for attempt in range(attempts):
+            try:
+                return self._session().request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    json=json,
+                    headers=dict(headers or {}),
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
+            except requests.exceptions.SSLError as exc:
+                # Certificate or protocol version refused: retrying would not help.
+                raise TransportError(f"TLS handshake with {host} failed: {exc}") from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout):
+                # ConnectTimeout is a ConnectionError; a read timeout is not retried
+                # below, as the server may have acted on the request.
+                if attempt + 1 < attempts:
+                    self._sleep(self.config.backoff * (2**attempt))
+                    continue
+                raise TransportError(f"could not connect to {host}") from None
+            except requests.exceptions.Timeout:
+                raise TransportError(f"{host} did not answer in time") from None
+            except requests.exceptions.RequestException as exc:
+                raise TransportError(f"request to {host} failed: {type(exc).__name__}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", url, **kwargs)

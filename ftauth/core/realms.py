@@ -1,0 +1,180 @@
+"""The three France Travail realms, as data.
+
+A realm is a population of users served by one identity server under one
+``realm`` query parameter. Every URL below is derived from the server base URL
+with the France Travail paths (see docs/realms.md), and each can be overridden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from .errors import ConfigurationError
+
+INDIVIDU = "individu"
+EMPLOYEUR = "employeur"
+PARTENAIRE = "partenaire"
+
+INDIVIDU_SERVER = "https://authentification-candidat.francetravail.fr"
+ENTREPRISE_SERVER = "https://entreprise.francetravail.fr"
+API_SERVER = "https://api.francetravail.io"
+
+# Lifetimes announced by France Travail (seed page): used as defaults and bounds.
+AUTHORIZATION_CODE_LIFETIME = 60
+ACCESS_TOKEN_LIFETIME = 25 * 60
+ID_TOKEN_LIFETIME = 150 * 60
+
+
+@dataclass(frozen=True)
+class Realm:
+    """One realm, fully resolved: every endpoint is an absolute URL."""
+
+    name: str
+    server: str
+    scopes: tuple[str, ...]
+    enabled: bool = True
+    authorize_url: str = ""
+    token_url: str = ""
+    jwks_url: str = ""
+    discovery_url: str = ""
+    end_session_url: str = ""
+    userinfo_url: str = ""
+    issuer: str = ""
+    id_token_algorithms: tuple[str, ...] = ("RS256",)
+    fetch_userinfo: bool = True
+    extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """The value of the ``realm`` parameter: ``/individu``."""
+        return f"/{self.name}"
+
+    def __post_init__(self) -> None:
+        if "none" in {a.lower() for a in self.id_token_algorithms}:
+            raise ConfigurationError(
+                f"FTAUTH['REALMS']['{self.name}']['id_token_algorithms'] must not contain 'none'"
+            )
+        if not self.id_token_algorithms:
+            raise ConfigurationError(
+                f"FTAUTH['REALMS']['{self.name}']['id_token_algorithms'] is empty"
+            )
+
+
+# What differs between realms; everything else follows from the server base URL.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    INDIVIDU: {
+        "server": INDIVIDU_SERVER,
+        "scopes": ("api_peconnect-individuv1", "openid", "profile", "email"),
+        "userinfo_path": "/partenaire/peconnect-individu/v1/userinfo?schema=openid",
+    },
+    EMPLOYEUR: {
+        "server": ENTREPRISE_SERVER,
+        "scopes": ("api_peconnect-entreprisev1", "openid", "profile", "email", "habilitation"),
+        "userinfo_path": "/partenaire/peconnect-entreprise/v1/userinfo",
+    },
+    PARTENAIRE: {
+        "server": ENTREPRISE_SERVER,
+        "scopes": ("openid", "profile", "email"),
+        "userinfo_path": "",
+    },
+}
+
+REALM_NAMES: tuple[str, ...] = tuple(DEFAULTS)
+
+_OVERRIDABLE = {
+    "enabled",
+    "server",
+    "scopes",
+    "authorize_url",
+    "token_url",
+    "jwks_url",
+    "discovery_url",
+    "end_session_url",
+    "userinfo_url",
+    "issuer",
+    "id_token_algorithms",
+    "fetch_userinfo",
+    "extra_authorize_params",
+}
+
+
+def default_issuer(server: str, name: str) -> str:
+    """The issuer France Travail puts in its tokens: explicit port, realm path.
+
+    Only a fallback: the discovery document's ``issuer`` wins when it can be had.
+    """
+    parts = urlsplit(server)
+    netloc = parts.netloc
+    if parts.port is None:
+        netloc = f"{netloc}:{443 if parts.scheme == 'https' else 80}"
+    base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+    return f"{base}/connexion/oauth2/realms/root/realms/{name}"
+
+
+def build_realm(name: str, options: Mapping[str, Any], api_url: str) -> Realm:
+    """Resolve one realm from its defaults and the user's options."""
+    if name not in DEFAULTS:
+        raise ConfigurationError(
+            f"FTAUTH['REALMS'] names an unknown realm {name!r}; "
+            f"known realms: {', '.join(REALM_NAMES)}"
+        )
+    unknown = set(options) - _OVERRIDABLE
+    if unknown:
+        raise ConfigurationError(
+            f"FTAUTH['REALMS']['{name}'] has unknown keys: {', '.join(sorted(unknown))}"
+        )
+    defaults = DEFAULTS[name]
+    server = str(options.get("server") or defaults["server"]).rstrip("/")
+    q = quote(f"/{name}", safe="")
+    scopes = options.get("scopes", defaults["scopes"])
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    userinfo_path = defaults["userinfo_path"]
+    realm = Realm(
+        name=name,
+        server=server,
+        scopes=tuple(scopes),
+        authorize_url=f"{server}/connexion/oauth2/authorize",
+        # France Travail wants the realm in the token URL's query, not in the body.
+        token_url=f"{server}/connexion/oauth2/access_token?realm={q}",
+        jwks_url=f"{server}/connexion/oauth2/connect/jwk_uri?realm={q}",
+        discovery_url=(
+            f"{server}/connexion/oauth2/realms/root/realms/{name}/.well-known/openid-configuration"
+        ),
+        end_session_url=f"{server}/compte/deconnexion",
+        userinfo_url=f"{api_url.rstrip('/')}{userinfo_path}" if userinfo_path else "",
+        issuer=default_issuer(server, name),
+        fetch_userinfo=bool(userinfo_path),
+    )
+    overrides = {k: v for k, v in options.items() if k in _OVERRIDABLE and k != "server"}
+    if "scopes" in overrides:
+        overrides["scopes"] = tuple(scopes)
+    if "id_token_algorithms" in overrides:
+        overrides["id_token_algorithms"] = tuple(overrides["id_token_algorithms"])
+    realm = replace(realm, **overrides)
+    if realm.fetch_userinfo and not realm.userinfo_url:
+        raise ConfigurationError(
+            f"FTAUTH['REALMS']['{name}'] fetches userinfo but has no 'userinfo_url'"
+        )
+    return realm
+
+
+def build_realms(
+    configured: Mapping[str, Mapping[str, Any]], api_url: str = API_SERVER
+) -> dict[str, Realm]:
+    """All three realms; those not named in ``configured`` are known but disabled."""
+    for name in configured:
+        if name not in DEFAULTS:
+            build_realm(name, {}, api_url)  # raises the clear error
+    realms = {}
+    for name in REALM_NAMES:
+        if name in configured:
+            options = dict(configured[name] or {})
+            options.setdefault("enabled", True)
+        else:
+            options = {"enabled": False}
+        realms[name] = build_realm(name, options, api_url)
+    return realms

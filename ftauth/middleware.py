@@ -1,0 +1,9 @@
+"""Consent and session checks (filled in by the consent-lifecycle issue)."""
+
+
+class ConsentMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)

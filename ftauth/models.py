@@ -1,0 +1,178 @@
+"""What ftauth stores: linked identities, their tokens (encrypted), sessions, audit.
+
+Tokens are stored only as ciphertext (``*_ciphertext`` fields, Fernet from
+``ftauth.crypto``); read and write them through ``ftauth.vault``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .core.realms import REALM_NAMES
+
+REALM_CHOICES = [(name, name) for name in REALM_NAMES]
+
+
+class LinkedAccount(models.Model):
+    """A France Travail identity (realm + ``sub``) tied to a Django user."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ftauth_accounts",
+        verbose_name=_("utilisateur"),
+    )
+    realm = models.CharField(_("royaume"), max_length=20, choices=REALM_CHOICES)
+    sub = models.CharField(_("identifiant France Travail (sub)"), max_length=255)
+    email = models.EmailField(_("adresse e-mail"), blank=True, max_length=254)
+    claims = models.JSONField(_("revendications"), default=dict, blank=True)
+    linked_at = models.DateTimeField(_("lié le"), default=timezone.now)
+    last_login_at = models.DateTimeField(_("dernière connexion"), null=True, blank=True)
+    consent_withdrawn_at = models.DateTimeField(_("consentement retiré le"), null=True, blank=True)
+    # Bumped to end every session of the account, including sessions the
+    # server cannot delete (signed cookies): the middleware compares it.
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        verbose_name = _("compte France Travail lié")
+        verbose_name_plural = _("comptes France Travail liés")
+        constraints = [
+            models.UniqueConstraint(fields=["realm", "sub"], name="ftauth_unique_realm_sub"),
+            models.UniqueConstraint(fields=["user", "realm"], name="ftauth_unique_user_realm"),
+        ]
+        indexes = [models.Index(fields=["email"], name="ftauth_account_email")]
+
+    def __str__(self) -> str:
+        return f"{self.realm}:{self.sub}"
+
+
+class TokenSet(models.Model):
+    """The tokens a user consented to, encrypted at rest. One per linked account."""
+
+    account = models.OneToOneField(
+        LinkedAccount, on_delete=models.CASCADE, related_name="token_set"
+    )
+    access_token_ciphertext = models.TextField(blank=True, editable=False)
+    refresh_token_ciphertext = models.TextField(blank=True, editable=False)
+    id_token_ciphertext = models.TextField(blank=True, editable=False)
+    expires_at = models.DateTimeField(_("expire le"), null=True, blank=True)
+    scopes = models.TextField(_("périmètres"), blank=True)
+    obtained_at = models.DateTimeField(_("obtenu le"), default=timezone.now)
+    refreshed_at = models.DateTimeField(_("rafraîchi le"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("jeu de jetons")
+        verbose_name_plural = _("jeux de jetons")
+
+    def __str__(self) -> str:
+        return f"TokenSet({self.account_id})"
+
+    __repr__ = __str__
+
+
+class AccountSession(models.Model):
+    """Which Django session belongs to which linked account (to end them all)."""
+
+    account = models.ForeignKey(LinkedAccount, on_delete=models.CASCADE, related_name="sessions")
+    # Our own identifier, stored in the session; works with every engine.
+    sid = models.CharField(max_length=64, unique=True)
+    # The engine's session key, when the engine stores sessions server-side.
+    session_key = models.CharField(max_length=255, blank=True, db_index=True)
+    engine = models.CharField(max_length=255, blank=True)
+    # The identity server's session id (``sid`` claim), for back-channel logout.
+    op_sid = models.CharField(max_length=255, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("session")
+        verbose_name_plural = _("sessions")
+
+    def __str__(self) -> str:
+        return f"session of {self.account}"
+
+
+class PendingAuthorization(models.Model):
+    """An authorization request sent to France Travail and not yet answered.
+
+    Looked up by the hash of ``state`` and deleted on use, so a ``state`` works
+    once; bound to the browser by the list of state hashes kept in its session.
+    """
+
+    state_hash = models.CharField(max_length=64, unique=True)
+    realm = models.CharField(max_length=20, choices=REALM_CHOICES)
+    nonce = models.CharField(max_length=128)
+    code_verifier = models.CharField(max_length=128)
+    redirect_uri = models.URLField(max_length=2000)
+    next_url = models.CharField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("connexion en attente")
+        verbose_name_plural = _("connexions en attente")
+
+    def __str__(self) -> str:
+        return f"pending {self.realm} sign-in"
+
+
+class ConsumedLogoutToken(models.Model):
+    """``jti`` of back-channel logout tokens already used: a replay is refused."""
+
+    jti = models.CharField(max_length=255)
+    issuer = models.CharField(max_length=500)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "jti"], name="ftauth_unique_logout_jti"),
+        ]
+
+    def __str__(self) -> str:
+        return self.jti
+
+
+class AuditEvent(models.Model):
+    """What happened to a linked account, for the admin's audit trail."""
+
+    class Kind(models.TextChoices):
+        SIGNED_IN = "signed_in", _("connexion")
+        LINKED = "linked", _("compte lié")
+        UNLINKED = "unlinked", _("compte délié")
+        SIGNED_OUT = "signed_out", _("déconnexion")
+        TOKENS_REFRESHED = "tokens_refreshed", _("jetons rafraîchis")
+        CONSENT_REVOKED = "consent_revoked", _("consentement retiré")
+        SESSIONS_ENDED = "sessions_ended", _("sessions terminées")
+        BACKCHANNEL_LOGOUT = "backchannel_logout", _("déconnexion par le fournisseur")
+        SIGN_IN_FAILED = "sign_in_failed", _("échec de connexion")
+        KEYS_ROTATED = "keys_rotated", _("clés renouvelées")
+
+    account = models.ForeignKey(
+        LinkedAccount,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    realm = models.CharField(max_length=20, blank=True)
+    sub = models.CharField(max_length=255, blank=True)
+    kind = models.CharField(_("type"), max_length=32, choices=Kind.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(_("date"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("événement d'audit")
+        verbose_name_plural = _("événements d'audit")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.realm}:{self.sub}"

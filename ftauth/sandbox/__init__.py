@@ -1,0 +1,1 @@
+"""A local France Travail identity server for development, demos and tests."""

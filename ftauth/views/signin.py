@@ -1,0 +1,8 @@
+from django.http import HttpResponse
+
+
+def login(request, realm):
+    return HttpResponse(status=501)
+
+
+callback = login
