@@ -1,0 +1,33 @@
+"""Shared fixtures.
+
+``sandbox`` serves the whole demo URLconf (ftauth and its sandbox identity
+server) over real HTTP on a live server, and points every realm and the API at
+it: ``{live}/sandbox/authentification-candidat`` (individu),
+``{live}/sandbox/entreprise`` (employeur, partenaire), ``{live}/sandbox/api``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from django.conf import settings
+
+
+def sandbox_ftauth_settings(base_url: str, **overrides) -> dict:
+    conf = copy.deepcopy(settings.FTAUTH)
+    conf["API_URL"] = f"{base_url}/sandbox/api"
+    conf["REALMS"] = {
+        "individu": {"server": f"{base_url}/sandbox/authentification-candidat"},
+        "employeur": {"server": f"{base_url}/sandbox/entreprise"},
+        "partenaire": {"server": f"{base_url}/sandbox/entreprise"},
+    }
+    conf.update(overrides)
+    return conf
+
+
+@pytest.fixture
+def sandbox(live_server, settings):
+    """The live server's base URL, with FTAUTH pointing at its sandbox."""
+    settings.FTAUTH = sandbox_ftauth_settings(live_server.url)
+    return live_server.url
