@@ -76,6 +76,14 @@ class TokenValidationError(FTAuthError):
         self.rule = rule
 
 
+class TokenRejected(FTAuthError):
+    """A resource server (userinfo, an API) answered 401: the access token no longer works.
+
+    Not yet a withdrawal: the caller refreshes once, and only ``invalid_grant``
+    on refresh (or a 401 with a fresh token) means consent was withdrawn.
+    """
+
+
 class ConsentWithdrawn(FTAuthError):
     """The user's tokens no longer work: consent was withdrawn at France Travail."""
 
