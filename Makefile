@@ -1,33 +1,46 @@
-# make demo: set up and serve the demo site against the embedded sandbox (SQLite).
-# make test: set up and run the whole suite (both supported Python/Django pairs,
-#            SQLite and PostgreSQL, Redis, headless Chromium).
+# make demo:  set up and serve the demo site on http://127.0.0.1:8000 against the embedded
+#             sandbox identity server (SQLite, no .env needed).
+# make test:  set up and run the whole suite: ruff, then Python 3.11 + Django 5.2 and
+#             Python 3.12 + Django 6 on SQLite and on PostgreSQL + Redis, and the browser
+#             tests in headless Chromium (scripts/run-tests.sh; logs in artifacts/test-logs/).
+# make check: Django's system checks and a migrations-up-to-date check on the demo settings.
 SHELL := /bin/bash
-PY311 ?= $(shell command -v python3.11 || echo /root/.pyenv/versions/3.11.7/bin/python3.11)
-PY312 ?= $(shell command -v python3.12 2>/dev/null || ls /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n1)
+.SHELLFLAGS := -euo pipefail -c
+
 VENV := .venv
 VENV312 := .venv-312
 PYTHON := $(VENV)/bin/python
+DEMO_ADDR ?= 127.0.0.1:8000
 
-.PHONY: demo test venv venv312 lint services test-311 test-312 bench clean messages
+.PHONY: demo test check lint services venv venv312 bench messages clean
 
+# The stamps depend on pyproject.toml: a changed dependency or extra reinstalls.
+# scripts/find-python.sh finds a working interpreter even where pyenv shims are not.
 $(VENV)/.installed: pyproject.toml
-	$(PY311) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[dev]" "Django>=5.2,<5.3"
+	py=$$(bash scripts/find-python.sh 3.11) && $$py -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e ".[dev]" "Django>=5.2,<5.3"
 	touch $@
 
 $(VENV312)/.installed: pyproject.toml
-	$(PY312) -m venv $(VENV312)
-	$(VENV312)/bin/pip install -q --upgrade pip
-	$(VENV312)/bin/pip install -q -e ".[test]" "Django>=6.0,<7"
+	py=$$(bash scripts/find-python.sh 3.12) && $$py -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install -q --upgrade pip
+	$(VENV312)/bin/python -m pip install -q -e ".[test]" "Django>=6.0,<7"
 	touch $@
 
 venv: $(VENV)/.installed
 venv312: $(VENV312)/.installed
 
+# The sandbox serves the identity server on the same dev server, so its base URL is the
+# demo's own address.
 demo: venv
 	$(PYTHON) manage.py migrate --noinput
-	$(PYTHON) manage.py runserver 127.0.0.1:8000
+	FTAUTH_SANDBOX=$${FTAUTH_SANDBOX:-true} FT_SANDBOX_URL=$${FT_SANDBOX_URL:-http://$(DEMO_ADDR)} \
+		$(PYTHON) manage.py runserver $(DEMO_ADDR)
+
+check: venv
+	$(PYTHON) manage.py check --fail-level WARNING
+	$(PYTHON) manage.py makemigrations --check --dry-run
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -36,17 +49,8 @@ lint: venv
 services:
 	bash scripts/services.sh
 
-test-311: venv services
-	$(VENV)/bin/pytest -q
-	DATABASE_URL=postgres://postgres@127.0.0.1:5432/ftauth CACHE_URL=rediscache://127.0.0.1:6379/1 \
-		$(VENV)/bin/pytest -q -m "not browser"
-
-test-312: venv312 services
-	$(VENV312)/bin/pytest -q -m "not browser"
-	DATABASE_URL=postgres://postgres@127.0.0.1:5432/ftauth CACHE_URL=rediscache://127.0.0.1:6379/2 \
-		$(VENV312)/bin/pytest -q -m "not browser"
-
-test: lint test-311 test-312
+test: venv venv312 services
+	bash scripts/run-tests.sh
 
 bench: venv services
 	$(PYTHON) -m bench

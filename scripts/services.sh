@@ -1,25 +1,46 @@
 #!/usr/bin/env bash
-# Start what the tests need when it is not running: PostgreSQL, Redis, Chromium.
+# Start what the test suite needs when it is not there yet: PostgreSQL (127.0.0.1:5432,
+# user postgres, trust), Redis (127.0.0.1:6379) and Debian's Chromium (/usr/bin/chromium).
+# Idempotent: a running service is left alone. Needs root (or sudo) only to start or install.
 set -euo pipefail
 
+as_root=()
+[ "$(id -u)" = 0 ] || as_root=(sudo -n)
+
+wait_for() {  # wait_for <what> <command...>: up to 30 s
+  local what=$1
+  shift
+  for _ in $(seq 30); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "services.sh: $what did not come up" >&2
+  return 1
+}
+
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-  if command -v pg_ctlcluster >/dev/null; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
-  else
-    echo "PostgreSQL is not running and pg_ctlcluster is missing" >&2; exit 1
-  fi
-  for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  command -v pg_ctlcluster >/dev/null || { echo "services.sh: pg_ctlcluster missing" >&2; exit 1; }
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  echo "services.sh: starting PostgreSQL $version"
+  "${as_root[@]}" pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  wait_for PostgreSQL pg_isready -q -h 127.0.0.1 -p 5432
 fi
 
-if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  mkdir -p /var/lib/redis /var/log/redis
-  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/ci.log
-  for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+  echo "services.sh: starting Redis"
+  "${as_root[@]}" mkdir -p /var/lib/redis /var/log/redis
+  # No persistence: the suite only uses Redis as a cache.
+  "${as_root[@]}" redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+    --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
+  # Debian's Chromium, driven by Playwright with executable_path: Playwright's own
+  # browser downloads are never used.
+  echo "services.sh: installing Debian's chromium"
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium </dev/null >/dev/null
+  [ -x /usr/bin/chromium ] || { echo "services.sh: chromium install failed" >&2; exit 1; }
 fi
