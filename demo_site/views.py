@@ -1,21 +1,115 @@
-"""The demo site's pages: what a site using ftauth writes."""
+"""The demo site's pages: what a site using ftauth writes.
 
+Every call to France Travail can fail (network, quota, consent withdrawn): the
+typed errors of ``ftauth.core.errors`` become a message on the page, never a 500.
+"""
+
+import logging
+import math
+
+from django import forms
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from ftauth.conf import get_settings
+from ftauth.core.errors import (
+    ApiError,
+    ConfigurationError,
+    ConsentWithdrawn,
+    FTAuthError,
+    OAuthError,
+    QuotaExceeded,
+    TokenRejected,
+    TransportError,
+)
 from ftauth.models import LinkedAccount
+
+logger = logging.getLogger(__name__)
+
+# The API that tells each realm's user who they are (partenaire has none).
+USER_DATA_PATHS = {
+    "individu": "peconnect-individu/v1/userinfo",
+    "employeur": "peconnect-entreprise/v1/userinfo",
+}
+
+
+def api_error_message(exc: FTAuthError) -> str:
+    """What the visitor reads when a call to France Travail fails."""
+    if isinstance(exc, QuotaExceeded):
+        if exc.retry_after:
+            seconds = math.ceil(exc.retry_after)
+            return _("France Travail reçoit trop de demandes : réessayez dans %(seconds)s s.") % {
+                "seconds": seconds
+            }
+        return _("France Travail reçoit trop de demandes : réessayez dans un instant.")
+    if isinstance(exc, ConsentWithdrawn | TokenRejected):
+        return _("Votre consentement a été retiré ou a expiré : reconnectez-vous.")
+    if isinstance(exc, TransportError):
+        return _("France Travail ne répond pas pour le moment. Réessayez plus tard.")
+    if isinstance(exc, ApiError):
+        return _("France Travail a répondu par une erreur (%(status)s).") % {"status": exc.status}
+    # OAuth and configuration errors are the site's to fix: logged for the operator.
+    if isinstance(exc, OAuthError | ConfigurationError):
+        logger.error("France Travail call refused: %s", exc)
+    return _("Le service France Travail est indisponible pour ce site. Réessayez plus tard.")
 
 
 def home(request):
     return render(request, "home.html", {"realms": list(get_settings().enabled_realms)})
 
 
+def _identity(request, account: LinkedAccount) -> dict:
+    from ftauth import api, vault  # TODO(faces): top-level once ftauth.api/vault land
+
+    item = {
+        "account": account,
+        "claims": sorted(account.claims.items()),
+        "token_status": vault.token_status(account),
+        "api_path": USER_DATA_PATHS.get(account.realm),
+    }
+    if item["api_path"]:
+        try:
+            data = api.for_user(request.user, account.realm).get(item["api_path"])
+        except FTAuthError as exc:
+            item["api_error"] = api_error_message(exc)
+        else:
+            item["api_data"] = sorted(data.items()) if isinstance(data, dict) else []
+    return item
+
+
 def profile(request):
     if not request.user.is_authenticated:
-        return redirect("/")
+        return redirect("home")
     accounts = LinkedAccount.objects.filter(user=request.user).order_by("realm")
-    return render(request, "profile.html", {"accounts": accounts})
+    identities = [_identity(request, account) for account in accounts]
+    return render(request, "profile.html", {"identities": identities})
+
+
+class OffresSearchForm(forms.Form):
+    motsCles = forms.CharField(  # France Travail's parameter name
+        label=gettext_lazy("Mots-clés"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "boulanger"}),
+    )
 
 
 def offres(request):
-    return render(request, "offres.html", {"offers": [], "error": None})
+    from ftauth import api  # TODO(faces): top-level once ftauth.api lands
+
+    form = OffresSearchForm(request.GET if "motsCles" in request.GET else None)
+    context = {"form": form, "offers": [], "error": None, "searched": False}
+    if form.is_bound and form.is_valid():
+        params = {"range": "0-19"}
+        if form.cleaned_data["motsCles"]:
+            params["motsCles"] = form.cleaned_data["motsCles"]
+        try:
+            data = api.application().get("offresdemploi/v2/offres/search", params=params)
+        except FTAuthError as exc:
+            context["error"] = api_error_message(exc)
+        else:
+            # France Travail answers 204 with no body when nothing matches.
+            context["offers"] = (data or {}).get("resultats", [])
+            context["searched"] = True
+    return render(request, "offres.html", context)
