@@ -32,6 +32,9 @@ class LinkedAccount(models.Model):
     linked_at = models.DateTimeField(_("lié le"), default=timezone.now)
     last_login_at = models.DateTimeField(_("dernière connexion"), null=True, blank=True)
     consent_withdrawn_at = models.DateTimeField(_("consentement retiré le"), null=True, blank=True)
+    # When the consent was last confirmed with France Travail (middleware, bulk
+    # command): several sessions of one account share one check per interval.
+    consent_checked_at = models.DateTimeField(_("consentement vérifié le"), null=True, blank=True)
     # Bumped to end every session of the account, including sessions the
     # server cannot delete (signed cookies): the middleware compares it.
     session_generation = models.PositiveIntegerField(default=0, editable=False)
@@ -60,6 +63,10 @@ class TokenSet(models.Model):
     id_token_ciphertext = models.TextField(blank=True, editable=False)
     expires_at = models.DateTimeField(_("expire le"), null=True, blank=True)
     scopes = models.TextField(_("périmètres"), blank=True)
+    # Identity claims of the last ID token (iss, sub, aud, azp, sid, ...), never
+    # the token itself: a refreshed ID token must keep iss, sub and aud
+    # (OpenID Connect Core 12.2).
+    id_token_claims = models.JSONField(default=dict, blank=True, editable=False)
     obtained_at = models.DateTimeField(_("obtenu le"), default=timezone.now)
     refreshed_at = models.DateTimeField(_("rafraîchi le"), null=True, blank=True)
 
@@ -79,8 +86,11 @@ class AccountSession(models.Model):
     account = models.ForeignKey(LinkedAccount, on_delete=models.CASCADE, related_name="sessions")
     # Our own identifier, stored in the session; works with every engine.
     sid = models.CharField(max_length=64, unique=True)
-    # The engine's session key, when the engine stores sessions server-side.
-    session_key = models.CharField(max_length=255, blank=True, db_index=True)
+    # The engine's session key, when the engine stores sessions server-side,
+    # encrypted like the tokens: with the cache or file engines it is a bearer
+    # credential kept nowhere else in the database. Empty for signed cookies
+    # (their "key" is the session itself).
+    session_key_ciphertext = models.TextField(blank=True, editable=False)
     engine = models.CharField(max_length=255, blank=True)
     # The identity server's session id (``sid`` claim), for back-channel logout.
     op_sid = models.CharField(max_length=255, blank=True, db_index=True)

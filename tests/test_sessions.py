@@ -1,0 +1,64 @@
+"""Session registry: sign-ins recorded, sessions ended on every engine."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+import pytest
+from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieStore
+from django.test import RequestFactory
+
+from ftauth import crypto, sessions
+from ftauth.models import AccountSession
+from tests.lifecycle import make_account
+
+pytestmark = pytest.mark.django_db
+
+ENGINES = [
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cache",
+    "django.contrib.sessions.backends.cached_db",
+    "django.contrib.sessions.backends.file",
+    "django.contrib.sessions.backends.signed_cookies",
+]
+
+
+@pytest.fixture(params=ENGINES, ids=lambda e: e.rsplit(".", 1)[1])
+def engine(request, settings, tmp_path):
+    settings.SESSION_ENGINE = request.param
+    settings.SESSION_FILE_PATH = str(tmp_path)
+    return request.param
+
+
+def request_with_session(engine: str):
+    request = RequestFactory().get("/")
+    request.session = import_module(engine).SessionStore()
+    return request
+
+
+def test_register_session_records_the_session(engine):
+    account = make_account()
+    request = request_with_session(engine)
+    request.session["_auth_user_id"] = str(account.user_id)
+    request.session.cycle_key()
+    sessions.register_session(request, account, "op-sid-1")
+    marker = request.session[sessions.SESSION_KEY]
+    row = AccountSession.objects.get(sid=marker["sid"])
+    assert row.account == account and row.op_sid == "op-sid-1" and row.engine == engine
+    assert marker["account"] == account.pk
+    assert marker["generation"] == account.session_generation
+    if issubclass(import_module(engine).SessionStore, CookieStore):
+        assert row.session_key_ciphertext == ""
+    else:
+        key = request.session.session_key
+        assert key and key not in row.session_key_ciphertext
+        assert crypto.decrypt(row.session_key_ciphertext) == key
+
+
+def test_register_session_replaces_the_previous_sign_in_of_the_session(engine):
+    first, second = make_account(), make_account("employeur")
+    request = request_with_session(engine)
+    sessions.register_session(request, first, None)
+    sessions.register_session(request, second, None)
+    assert not AccountSession.objects.filter(account=first).exists()
+    assert AccountSession.objects.filter(account=second).count() == 1
