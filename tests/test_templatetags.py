@@ -119,8 +119,10 @@ def test_button_css_class_is_added_to_its_own():
     ]
 
 
-def test_button_label_can_be_replaced_and_is_escaped():
-    html = render('{% ftauth_button "individu" label="<b>Mon espace</b>" %}')
+def test_button_label_can_be_replaced_and_a_variable_is_escaped():
+    html = render('{% ftauth_button "individu" label="Mon espace" %}')
+    assert "".join(parse(html).text).strip() == "Mon espace"
+    html = render('{% ftauth_button "individu" label=name %}', name="<b>Mon espace</b>")
     assert "&lt;b&gt;Mon espace&lt;/b&gt;" in html
 
 
