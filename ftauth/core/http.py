@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import logging
+import math
 import ssl
 import threading
 import time
@@ -24,6 +25,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from .errors import InsecureTransport, TransportError
 
@@ -46,15 +49,39 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def _hostname_as_sent(url: str) -> str | None:
+    """The host ``requests`` (through urllib3) will actually connect to."""
+    try:
+        host = parse_url(url).host
+    except LocationParseError:
+        return None
+    return host.strip("[]").lower() if host else None
+
+
 def check_secure_url(url: str) -> str:
-    """Return ``url`` if it is HTTPS, or HTTP on a loopback host; raise otherwise."""
+    """Return ``url`` if it is HTTPS, or HTTP on a loopback host; raise otherwise.
+
+    The check must look at the host the transport will connect to. URL parsers
+    disagree on backslashes and on userinfo (``http://evil\\@127.0.0.1/`` is
+    127.0.0.1 for :func:`urllib.parse.urlsplit` and ``evil`` for urllib3), so
+    such URLs are refused outright, as is any disagreement between the two.
+    Messages name the host only: a URL's query or userinfo may hold secrets.
+    """
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    host = parts.hostname
+    if "\\" in url or "@" in parts.netloc or any(ch <= " " or ch == "\x7f" for ch in url):
+        raise InsecureTransport(
+            f"refusing URL to {host or '?'}: userinfo, backslashes, spaces and control "
+            "characters are not allowed in outbound URLs"
+        )
+    if host is None or _hostname_as_sent(url) != host:
+        raise InsecureTransport(f"refusing ambiguous URL to {host or '?'}")
+    if parts.scheme == "https":
         return url
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(host):
         return url
     raise InsecureTransport(
-        f"refusing {parts.scheme or 'schemeless'}:// URL to {parts.hostname or '?'}: "
+        f"refusing {parts.scheme or 'schemeless'}:// URL to {host}: "
         "France Travail requires HTTPS (plain HTTP only on loopback addresses)"
     )
 
@@ -65,9 +92,12 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "inf" and "nan" parse as floats but are no delay a client can honour.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -75,6 +105,24 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    """The innermost :class:`ssl.SSLError`'s text, without the request URL around it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return str(current)
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+        elif current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return type(exc).__name__
 
 
 class TLS12Adapter(HTTPAdapter):
@@ -164,7 +212,9 @@ class HttpClient:
                 )
             except requests.exceptions.SSLError as exc:
                 # Certificate or protocol version refused: retrying would not help.
-                raise TransportError(f"TLS handshake with {host} failed: {exc}") from None
+                raise TransportError(
+                    f"TLS handshake with {host} failed: {_ssl_reason(exc)}"
+                ) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout):
                 # ConnectTimeout is a ConnectionError; a read timeout is not retried
                 # below, as the server may have acted on the request.
