@@ -42,6 +42,8 @@ report() {  # report <name> <rc>: print the run's log, record its verdict
     "$log" | tail -n1 | sed -E 's/^=+ //; s/ =+$//')
   if [ "$rc" = 5 ]; then
     verdict="FAILED (pytest exit 5: no tests collected)"
+  elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    verdict="FAILED (killed after ${RUN_TIMEOUT:-1800}s)"
   elif [ "$rc" != 0 ]; then
     verdict="FAILED (pytest exit $rc)"
   elif ! grep -qE '[0-9]+ passed' <<<"$summary"; then
@@ -88,7 +90,7 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do
     (
       trap 'kill -TERM "$child" 2>/dev/null' TERM
       # shellcheck disable=SC2086 # $envs is a list of NAME=value words by construction
-      env $envs "$venv/bin/python" -m pytest -q -m "$marks" -o cache_dir=".pytest_cache/$name" \
+      env $envs timeout --kill-after=30 "${RUN_TIMEOUT:-1800}" "$venv/bin/python" -m pytest -q -m "$marks" -o cache_dir=".pytest_cache/$name" \
         </dev/null >"$logs/$name.log" 2>&1 &
       child=$!
       wait "$child"

@@ -1,0 +1,72 @@
+"""A person in a real browser: sign in, see the profile, withdraw consent, sign out.
+
+Headless Chromium against the demo site and its sandbox identity server on the live
+server (the ``sandbox`` fixture); every step is a click a person would make.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from ftauth.sandbox.directory import get_persona
+
+pytestmark = pytest.mark.browser
+
+INDIVIDU_SERVER = "/sandbox/authentification-candidat"
+CAMILLE = get_persona("sandbox-individu-camille", "individu")
+
+
+def sign_in(page: Page, persona=CAMILLE) -> None:
+    """From the home page to /profile/: the button, the persona, the consent screen."""
+    page.goto("/")
+    page.get_by_role("link", name="Se connecter avec France Travail", exact=True).click()
+
+    expect(page).to_have_url(re.compile(re.escape(INDIVIDU_SERVER) + "/"))
+    page.get_by_role("button", name=re.compile(re.escape(persona.label))).click()
+
+    # The consent screen lists what the site asks for; the user accepts it.
+    expect(page.get_by_text("Vous identifier")).to_be_visible()
+    page.get_by_role("button", name=re.compile(r"^(Autoriser|Accepter|J.accepte)", re.I)).click()
+
+    expect(page).to_have_url(re.compile(r"/profile/$"))
+
+
+def test_signs_in_as_job_seeker_and_sees_realm_and_sub_on_profile(page: Page, screenshot) -> None:
+    sign_in(page)
+
+    identity = page.locator("section.identity[data-realm='individu']")
+    expect(identity.locator("[data-field='realm']")).to_have_text("individu")
+    expect(identity.locator("[data-field='sub']")).to_have_text(CAMILLE.sub)
+    expect(identity).to_contain_text("Camille")
+    assert screenshot("profile-after-sign-in").stat().st_size > 0
+
+
+def test_sign_out_goes_through_the_end_session_url_and_back(page: Page, screenshot) -> None:
+    sign_in(page)
+    navigations: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            navigations.append(request.url) if request.is_navigation_request() else None
+        ),
+    )
+
+    page.get_by_role("button", name="Se déconnecter").click()
+
+    expect(
+        page.get_by_role("link", name="Se connecter avec France Travail", exact=True)
+    ).to_be_visible()
+    end_session = [url for url in navigations if f"{INDIVIDU_SERVER}/compte/deconnexion" in url]
+    assert end_session, f"sign-out never reached the end-session URL: {navigations}"
+    query = parse_qs(urlsplit(end_session[0]).query)
+    assert query.get("id_token_hint"), "the end-session URL carries no id_token_hint"
+    assert urlsplit(page.url).netloc == urlsplit(end_session[0]).netloc
+
+    # Signed out for real: the profile sends the visitor back home.
+    page.goto("/profile/")
+    expect(page).to_have_url(re.compile(r"/$"))
+    screenshot("home-after-sign-out")
