@@ -81,6 +81,8 @@ LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
+# The demo's own strings (templates/, demo_site/); ftauth ships its catalogue itself.
+LOCALE_PATHS = [BASE_DIR / "demo_site" / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
