@@ -43,6 +43,8 @@ class Realm:
     end_session_url: str = ""
     userinfo_url: str = ""
     issuer: str = ""
+    # True when the settings name the issuer: it then wins over discovery.
+    issuer_is_configured: bool = False
     id_token_algorithms: tuple[str, ...] = ("RS256",)
     fetch_userinfo: bool = True
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
@@ -154,7 +156,7 @@ def build_realm(name: str, options: Mapping[str, Any], api_url: str) -> Realm:
         overrides["scopes"] = tuple(scopes)
     if "id_token_algorithms" in overrides:
         overrides["id_token_algorithms"] = tuple(overrides["id_token_algorithms"])
-    realm = replace(realm, **overrides)
+    realm = replace(realm, issuer_is_configured="issuer" in overrides, **overrides)
     if realm.fetch_userinfo and not realm.userinfo_url:
         raise ConfigurationError(
             f"FTAUTH['REALMS']['{name}'] fetches userinfo but has no 'userinfo_url'"

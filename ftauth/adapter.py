@@ -1,0 +1,84 @@
+"""The account adapter: the site's say on who signs in and how users are created.
+
+Name a subclass in ``FTAUTH["ACCOUNT_ADAPTER"]`` to change any hook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth import get_user_model
+from django.utils.module_loading import import_string
+
+from .conf import get_settings
+
+if TYPE_CHECKING:
+    from .signin import VerifiedIdentity
+
+
+class AccountAdapter:
+    def username_for(self, identity: VerifiedIdentity) -> str:
+        """A stable, unique username that does not reveal the ``sub``."""
+        digest = hashlib.sha256(f"{identity.realm}:{identity.sub}".encode()).hexdigest()[:24]
+        return f"ft-{identity.realm}-{digest}"
+
+    def is_email_verified(self, identity: VerifiedIdentity) -> bool:
+        """France Travail's employeur realm sends ``email_verified`` as the string "true"."""
+        return identity.claims.get("email_verified") in (True, "true")
+
+    def find_user_by_email(self, request: Any, identity: VerifiedIdentity) -> Any | None:
+        """An existing user to attach a first sign-in to, or None.
+
+        Only when ``LINK_BY_EMAIL`` is on, the email is verified, exactly one
+        user has it, and that user is neither staff nor superuser: otherwise
+        anyone who controls a France Travail account with that address could
+        take over an administrator's account.
+        """
+        if not get_settings().link_by_email or not identity.email:
+            return None
+        if not self.is_email_verified(identity):
+            return None
+        user_model = get_user_model()
+        email_field = user_model.get_email_field_name()
+        matches = list(
+            user_model._default_manager.filter(**{f"{email_field}__iexact": identity.email})[:2]
+        )
+        if len(matches) != 1:
+            return None
+        user = matches[0]
+        if user.is_staff or user.is_superuser:
+            return None
+        return user
+
+    def create_user(self, request: Any, identity: VerifiedIdentity) -> Any:
+        user_model = get_user_model()
+        user = user_model(**{user_model.USERNAME_FIELD: self.username_for(identity)})
+        user.set_unusable_password()
+        self.populate_user(user, identity)
+        user.save()
+        return user
+
+    def populate_user(self, user: Any, identity: VerifiedIdentity) -> None:
+        claims = identity.claims
+        for attr, claim in (("first_name", "given_name"), ("last_name", "family_name")):
+            value = claims.get(claim)
+            if isinstance(value, str) and hasattr(user, attr):
+                setattr(user, attr, value[:150])
+        if identity.email and hasattr(user, "email") and not getattr(user, "email", ""):
+            user.email = identity.email
+
+    def update_user(self, request: Any, user: Any, identity: VerifiedIdentity) -> None:
+        """Called on every sign-in; the default refreshes names only."""
+        before = (getattr(user, "first_name", None), getattr(user, "last_name", None))
+        self.populate_user(user, identity)
+        if (getattr(user, "first_name", None), getattr(user, "last_name", None)) != before:
+            user.save()
+
+    def can_sign_in(self, request: Any, user: Any, identity: VerifiedIdentity) -> bool:
+        """Return False to refuse this sign-in (the user sees a clear page)."""
+        return True
+
+
+def get_adapter() -> AccountAdapter:
+    return import_string(get_settings().account_adapter)()

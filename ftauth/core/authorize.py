@@ -1,0 +1,72 @@
+"""Building the authorization request (OAuth 2.0 RFC 6749 4.1.1, OIDC Core 3.1.2.1).
+
+``state`` and ``nonce`` carry 256 bits of randomness (the issue asks for 128 at
+least); PKCE is always S256 (RFC 7636 4.2): ``plain`` would hand the verifier
+to anyone who sees the authorization request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from .realms import Realm
+
+# token_urlsafe(32) = 32 random bytes = 256 bits, 43 characters.
+RANDOM_BYTES = 32
+
+
+def random_token() -> str:
+    return secrets.token_urlsafe(RANDOM_BYTES)
+
+
+def state_hash(state: str) -> str:
+    """What we store and look up: the ``state`` itself never reaches the database."""
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """One pending authorization request; only :attr:`url` leaves the server."""
+
+    realm: str
+    url: str
+    redirect_uri: str
+    state: str = field(repr=False)
+    nonce: str = field(repr=False)
+    code_verifier: str = field(repr=False)
+
+
+def build_authorization_request(
+    realm: Realm, *, client_id: str, redirect_uri: str, scopes: tuple[str, ...] | None = None
+) -> AuthorizationRequest:
+    state = random_token()
+    nonce = random_token()
+    # RFC 7636 4.1: 43 to 128 characters from the unreserved set.
+    code_verifier = secrets.token_urlsafe(64)
+    params = {
+        # France Travail wants the realm as a query parameter of the authorize URL.
+        "realm": realm.path,
+        "response_type": "code",
+        "client_id": client_id,
+        "scope": " ".join(scopes if scopes is not None else realm.scopes),
+        "redirect_uri": redirect_uri,
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": create_s256_code_challenge(code_verifier),
+        "code_challenge_method": "S256",
+        **dict(realm.extra_authorize_params),
+    }
+    separator = "&" if "?" in realm.authorize_url else "?"
+    return AuthorizationRequest(
+        realm=realm.name,
+        url=f"{realm.authorize_url}{separator}{urlencode(params)}",
+        redirect_uri=redirect_uri,
+        state=state,
+        nonce=nonce,
+        code_verifier=code_verifier,
+    )

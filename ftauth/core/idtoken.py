@@ -1,0 +1,170 @@
+"""ID token validation, one small named check per rule of OIDC Core 3.1.3.7.
+
+Each check raises :class:`TokenValidationError` with its own ``rule`` name.
+The signature and algorithm checks (steps 6 to 8) live in ``core.jwt``;
+:func:`validate_id_token` runs them all in the order of the specification.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import TokenValidationError
+from .jwt import JwksSource, verify_signature
+from .realms import ID_TOKEN_LIFETIME
+
+Claims = Mapping[str, Any]
+
+
+def _equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def check_issuer(claims: Claims, issuer: str) -> None:
+    """Step 2: ``iss`` exactly equal to the realm's issuer (no normalisation)."""
+    if claims.get("iss") != issuer:
+        raise TokenValidationError("iss", "issuer does not match the realm's issuer")
+
+
+def audiences(claims: Claims) -> list[str]:
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return [aud]
+    if isinstance(aud, list) and all(isinstance(a, str) for a in aud):
+        return aud
+    raise TokenValidationError("aud", "aud missing or malformed")
+
+
+def check_audience(claims: Claims, client_id: str) -> None:
+    """Step 3: ``aud`` contains our client id."""
+    if client_id not in audiences(claims):
+        raise TokenValidationError("aud", "token is not meant for this client")
+
+
+def check_authorized_party(claims: Claims, client_id: str) -> None:
+    """Steps 4-5: with several audiences ``azp`` is required; when present it is us."""
+    azp = claims.get("azp")
+    if len(audiences(claims)) > 1 and azp is None:
+        raise TokenValidationError("azp", "several audiences and no azp")
+    if azp is not None and azp != client_id:
+        raise TokenValidationError("azp", "authorized party is another client")
+
+
+def check_expiry(claims: Claims, now: float, leeway: int) -> None:
+    """Step 9: ``exp`` present, numeric and in the future (with a small leeway)."""
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise TokenValidationError("exp", "exp missing or not a number")
+    if now > exp + leeway:
+        raise TokenValidationError("exp", "token expired")
+
+
+def check_issued_at(claims: Claims, now: float, leeway: int, max_age: int) -> None:
+    """Step 10: ``iat`` present, not in the future, no older than the token lifetime.
+
+    France Travail's ID tokens live 2 h 30; an older ``iat`` means a replayed
+    or mis-issued token even if ``exp`` says otherwise.
+    """
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise TokenValidationError("iat", "iat missing or not a number")
+    if iat > now + leeway:
+        raise TokenValidationError("iat", "token issued in the future")
+    if now - iat > max_age + leeway:
+        raise TokenValidationError("iat", "token older than the ID token lifetime")
+
+
+def check_nonce(claims: Claims, expected: str) -> None:
+    """Step 11: ``nonce`` equal to the one we sent in this browser's request."""
+    nonce = claims.get("nonce")
+    if not isinstance(nonce, str) or not expected or not _equal(nonce, expected):
+        raise TokenValidationError("nonce", "nonce does not match the authorization request")
+
+
+def check_token_response_nonce(response_nonce: str | None, expected: str) -> None:
+    """France Travail also returns ``nonce`` in the token response: compare it when sent."""
+    if response_nonce is not None and not _equal(response_nonce, expected):
+        raise TokenValidationError(
+            "token_response_nonce", "token response nonce does not match the request"
+        )
+
+
+def check_subject(claims: Claims) -> None:
+    """OIDC Core 2: ``sub`` is required, a non-empty string of at most 255 characters."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > 255:
+        raise TokenValidationError("sub", "sub missing or malformed")
+
+
+@dataclass(frozen=True)
+class IdTokenRules:
+    issuer: str
+    client_id: str
+    allowed_algorithms: Collection[str]
+    leeway: int = 60
+    max_age: int = ID_TOKEN_LIFETIME
+
+
+def validate_claims(
+    claims: Claims,
+    rules: IdTokenRules,
+    *,
+    nonce: str | None,
+    now: float | None = None,
+) -> None:
+    """Steps 2-5 and 9-11 on already signature-checked claims.
+
+    ``nonce=None`` skips step 11: only for refreshed ID tokens, which carry no
+    nonce of ours (OIDC Core 12.2).
+    """
+    now = time.time() if now is None else now
+    check_issuer(claims, rules.issuer)
+    check_audience(claims, rules.client_id)
+    check_authorized_party(claims, rules.client_id)
+    check_expiry(claims, now, rules.leeway)
+    check_issued_at(claims, now, rules.leeway, rules.max_age)
+    if nonce is not None:
+        check_nonce(claims, nonce)
+    check_subject(claims)
+
+
+def validate_id_token(
+    id_token: str,
+    rules: IdTokenRules,
+    *,
+    jwks_source: JwksSource,
+    client_secret: str,
+    nonce: str | None,
+    token_response_nonce: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Every rule of OIDC Core 3.1.3.7, in order; returns the claims."""
+    claims = verify_signature(
+        id_token,
+        allowed_algorithms=rules.allowed_algorithms,
+        jwks_source=jwks_source,
+        client_secret=client_secret,
+    )
+    validate_claims(claims, rules, nonce=nonce, now=now)
+    if nonce is not None:
+        check_token_response_nonce(token_response_nonce, nonce)
+    return claims
+
+
+def check_refreshed_id_token(new: Claims, previous: Claims) -> None:
+    """OIDC Core 12.2: a refreshed ID token keeps ``iss``, ``sub`` and ``aud``.
+
+    ``auth_time``, when both carry it, must not change either: a refresh is
+    not a new authentication.
+    """
+    for claim in ("iss", "sub", "aud"):
+        if new.get(claim) != previous.get(claim):
+            raise TokenValidationError(
+                "refresh_" + claim, f"refreshed ID token changed its {claim}"
+            )
+    if "auth_time" in new and "auth_time" in previous and new["auth_time"] != previous["auth_time"]:
+        raise TokenValidationError("refresh_auth_time", "refreshed ID token changed auth_time")

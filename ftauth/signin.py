@@ -1,0 +1,292 @@
+"""The sign-in flow between the two redirects: starting it, and completing it.
+
+``start`` records a pending authorization request; ``complete`` checks the
+callback against it, exchanges the code and validates everything France Travail
+returned, ending with a :class:`VerifiedIdentity`. ``resolve_user`` (called by
+the authentication backend) turns that identity into a Django user.
+
+Pending requests live in the database, keyed by the hash of their ``state``
+and deleted when used, so a ``state`` works once even under concurrent
+callbacks; the browser's session lists the hashes it started (capped, one per
+tab), which binds each request to the browser that made it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from . import adapter as adapter_module
+from .conf import get_http, get_settings
+from .core import tokens
+from .core.authorize import build_authorization_request, state_hash
+from .core.errors import FTAuthError, InvalidResponse, TokenValidationError
+from .core.tokens import TokenResponse
+from .core.userinfo import fetch_userinfo
+from .models import AuditEvent, LinkedAccount, PendingAuthorization
+from .provider import get_provider
+
+logger = logging.getLogger("ftauth.signin")
+
+SESSION_PENDING = "ftauth_pending"
+
+
+class SignInError(FTAuthError):
+    """A sign-in that cannot complete; views turn each subclass into a page."""
+
+
+class StateError(SignInError):
+    """Missing, unknown, reused or expired ``state``: no token request is made."""
+
+
+class SignInCancelled(SignInError):
+    """The user cancelled at France Travail (a return with ``state`` only)."""
+
+
+class ConsentRefused(SignInError):
+    """``error=access_denied``: the user refused consent."""
+
+
+class ProviderErrorResponse(SignInError):
+    """Another ``error`` on the callback."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"identity server returned error {error!r}")
+        self.error = error
+
+
+class CallbackMismatch(SignInError):
+    """The callback's ``iss`` or ``client_id`` parameter is not what it must be."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
+
+
+class AccountRefused(SignInError):
+    """The account adapter refused this user, or the user is inactive."""
+
+
+class AccountConflict(SignInError):
+    """The identity belongs to another user, or the user has another in this realm."""
+
+
+@dataclass(frozen=True)
+class VerifiedIdentity:
+    """Everything France Travail vouched for, after every check passed."""
+
+    realm: str
+    sub: str
+    claims: dict[str, Any]
+    tokens: TokenResponse = field(repr=False)
+    id_token_claims: dict[str, Any] = field(repr=False, default_factory=dict)
+    next_url: str = ""
+
+    @property
+    def email(self) -> str:
+        value = self.claims.get("email")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def op_sid(self) -> str | None:
+        sid = self.id_token_claims.get("sid")
+        return sid if isinstance(sid, str) else None
+
+
+def callback_uri(request: HttpRequest, realm: str) -> str:
+    return request.build_absolute_uri(reverse("ftauth:callback", args=[realm]))
+
+
+def safe_next_url(request: HttpRequest, next_url: str | None) -> str:
+    """``next`` only when it stays on this site; otherwise the configured default."""
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return next_url
+    return get_settings().login_redirect_url
+
+
+def _pending_list(request: HttpRequest) -> list[list[Any]]:
+    now = time.time()
+    pending = request.session.get(SESSION_PENDING) or []
+    return [p for p in pending if isinstance(p, list) and len(p) == 2 and p[1] > now]
+
+
+def start(request: HttpRequest, realm_name: str, next_url: str | None = None) -> str:
+    """Record a pending request for this browser; return the authorize URL."""
+    conf = get_settings()
+    realm = conf.realm(realm_name)
+    auth = build_authorization_request(
+        realm, client_id=conf.client_id, redirect_uri=callback_uri(request, realm_name)
+    )
+    expires_at = timezone.now() + timedelta(seconds=conf.pending_login_ttl)
+    digest = state_hash(auth.state)
+    pending = _pending_list(request)
+    pending.append([digest, expires_at.timestamp()])
+    # One pending request per tab, capped: the oldest goes first.
+    dropped, pending = pending[: -conf.pending_login_max], pending[-conf.pending_login_max :]
+    with transaction.atomic():
+        if dropped:
+            PendingAuthorization.objects.filter(state_hash__in=[d[0] for d in dropped]).delete()
+        PendingAuthorization.objects.create(
+            state_hash=digest,
+            realm=realm_name,
+            nonce=auth.nonce,
+            code_verifier=auth.code_verifier,
+            redirect_uri=auth.redirect_uri,
+            next_url=safe_next_url(request, next_url),
+            expires_at=expires_at,
+        )
+    request.session[SESSION_PENDING] = pending
+    return auth.url
+
+
+def take_pending(request: HttpRequest, realm_name: str, state: str | None) -> PendingAuthorization:
+    """The pending request this callback answers, removed so it cannot serve twice."""
+    if not state:
+        raise StateError("the callback carries no state")
+    digest = state_hash(state)
+    pending = request.session.get(SESSION_PENDING) or []
+    if not any(isinstance(p, list) and p and p[0] == digest for p in pending):
+        raise StateError("state unknown to this browser session")
+    request.session[SESSION_PENDING] = [p for p in pending if not (p and p[0] == digest)]
+    with transaction.atomic():
+        row = (
+            PendingAuthorization.objects.select_for_update()
+            .filter(state_hash=digest, realm=realm_name)
+            .first()
+        )
+        # Deleting inside the transaction makes the state single-use even when
+        # two callbacks with the same state race each other.
+        if row is None or PendingAuthorization.objects.filter(pk=row.pk).delete()[0] != 1:
+            raise StateError("state already used or unknown")
+    if row.expires_at <= timezone.now():
+        raise StateError("the sign-in request expired")
+    return row
+
+
+def check_callback_parameters(params: Any, realm_name: str) -> None:
+    """RFC 9207 ``iss`` and France Travail's ``client_id`` on the callback."""
+    provider = get_provider(realm_name)
+    metadata = provider.metadata()
+    iss = params.get("iss")
+    if iss is not None:
+        if iss != metadata.issuer:
+            raise CallbackMismatch("iss_parameter", "iss parameter is not the realm's issuer")
+    elif metadata.iss_parameter_supported:
+        raise CallbackMismatch(
+            "iss_parameter", "iss parameter missing although the server announces it"
+        )
+    client_id = params.get("client_id")
+    if client_id is not None and client_id != provider.conf.client_id:
+        raise CallbackMismatch("client_id_parameter", "client_id parameter is not ours")
+
+
+def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
+    """Check the callback, exchange the code, validate the tokens and userinfo."""
+    params = request.GET
+    pending = take_pending(request, realm_name, params.get("state"))
+    error = params.get("error")
+    if error == "access_denied":
+        raise ConsentRefused("the user refused consent")
+    if error:
+        raise ProviderErrorResponse(error[:64])
+    code = params.get("code")
+    if not code:
+        # France Travail's cancel button sends the user back with the state only.
+        raise SignInCancelled("the user cancelled at France Travail")
+    check_callback_parameters(params, realm_name)
+
+    provider = get_provider(realm_name)
+    conf = provider.conf
+    token_response = tokens.exchange_code(
+        provider.http,
+        provider.realm,
+        conf.client_id,
+        conf.client_secret,
+        code=code,
+        redirect_uri=pending.redirect_uri,
+        code_verifier=pending.code_verifier,
+    )
+    if not token_response.id_token:
+        raise InvalidResponse("the token response has no id_token")
+    id_claims = provider.validate_id_token(
+        token_response.id_token,
+        nonce=pending.nonce,
+        token_response_nonce=token_response.nonce,
+    )
+    claims = dict(id_claims)
+    if provider.realm.fetch_userinfo:
+        userinfo = fetch_userinfo(
+            get_http(), provider.realm.userinfo_url, token_response.access_token
+        )
+        # OIDC Core 5.3.2: a userinfo answer for another subject must be refused.
+        if userinfo.get("sub") != id_claims["sub"]:
+            raise TokenValidationError("userinfo_sub", "userinfo sub differs from the ID token's")
+        claims.update(userinfo)
+    for technical in ("nonce", "at_hash", "c_hash", "aud", "azp", "exp", "iat", "auth_time"):
+        claims.pop(technical, None)
+    return VerifiedIdentity(
+        realm=realm_name,
+        sub=id_claims["sub"],
+        claims=claims,
+        tokens=token_response,
+        id_token_claims=dict(id_claims),
+        next_url=pending.next_url,
+    )
+
+
+def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
+    """The Django user for this identity: linked, newly linked, or newly created.
+
+    Runs inside the caller's transaction: any failure leaves nothing behind.
+    """
+    account_adapter = adapter_module.get_adapter()
+    current = getattr(request, "user", None)
+    signed_in = current is not None and current.is_authenticated
+    account = (
+        LinkedAccount.objects.select_related("user")
+        .filter(realm=identity.realm, sub=identity.sub)
+        .first()
+    )
+    if account is not None:
+        if signed_in and account.user_id != current.pk:
+            raise AccountConflict("this France Travail identity is linked to another account")
+        user = account.user
+        kind = AuditEvent.Kind.SIGNED_IN
+    else:
+        if signed_in:
+            user = current
+        else:
+            user = account_adapter.find_user_by_email(request, identity)
+            if user is None:
+                user = account_adapter.create_user(request, identity)
+        if LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
+            raise AccountConflict("this account is already linked to another identity here")
+        account = LinkedAccount(user=user, realm=identity.realm, sub=identity.sub)
+        kind = AuditEvent.Kind.LINKED
+    if not user.is_active or not account_adapter.can_sign_in(request, user, identity):
+        raise AccountRefused("this account may not sign in")
+    account_adapter.update_user(request, user, identity)
+    account.claims = identity.claims
+    account.email = identity.email
+    account.last_login_at = timezone.now()
+    account.consent_withdrawn_at = None
+    account.save()
+    from . import vault
+
+    vault.save_tokens(account, identity.tokens, identity.id_token_claims)
+    AuditEvent.objects.create(
+        account=account, user=user, realm=account.realm, sub=account.sub, kind=kind
+    )
+    user.ftauth_account = account
+    return user

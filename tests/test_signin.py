@@ -1,0 +1,368 @@
+"""The login and callback views against a scripted identity server over real HTTP.
+
+Every security rule of the callback has a test here that fails when the rule
+is removed; the same rules are exercised against the sandbox in
+tests/test_signin_sandbox.py.
+"""
+
+import base64
+import hashlib
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.utils import timezone
+
+from ftauth.models import AuditEvent, LinkedAccount, PendingAuthorization, TokenSet
+from tests.idp import ScriptedIdP
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def idp(settings):
+    server = ScriptedIdP()
+    conf = dict(settings.FTAUTH)
+    conf["API_URL"] = server.base
+    conf["REALMS"] = {"individu": {"server": server.base}, "employeur": {"server": server.base}}
+    conf["HTTP_READ_TIMEOUT"] = 1.0
+    conf["HTTP_RETRIES"] = 0
+    settings.FTAUTH = conf
+    cache.clear()
+    yield server
+    server.close()
+    cache.clear()
+
+
+def start(client, realm="individu", next_url=None):
+    url = f"/ftauth/login/{realm}/" + (f"?next={next_url}" if next_url else "")
+    response = client.get(url)
+    assert response.status_code == 302
+    params = {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
+    return params
+
+
+def pending_for(state):
+    return PendingAuthorization.objects.get(state_hash=hashlib.sha256(state.encode()).hexdigest())
+
+
+def callback(client, idp, params, **extra):
+    query = {
+        "code": "the-code",
+        "state": params["state"],
+        "iss": idp.issuer,
+        "client_id": idp.client_id,
+    }
+    query.update(extra)
+    query = {k: v for k, v in query.items() if v is not None}
+    return client.get("/ftauth/callback/individu/", query)
+
+
+def sign_in(client, idp, next_url=None):
+    params = start(client, next_url=next_url)
+    idp.nonce = pending_for(params["state"]).nonce
+    return params, callback(client, idp, params)
+
+
+# --- the authorization request ------------------------------------------------------------
+
+
+def test_login_sends_realm_state_nonce_and_pkce_s256(client, idp):
+    params = start(client)
+    assert params["realm"] == "/individu"
+    assert params["response_type"] == "code"
+    assert params["client_id"] == "ftauth-tests"
+    assert params["redirect_uri"] == "http://testserver/ftauth/callback/individu/"
+    assert "api_peconnect-individuv1" in params["scope"].split()
+    assert params["code_challenge_method"] == "S256"
+    # 128 bits at least: 22 base64url characters.
+    assert len(params["state"]) >= 22 and len(params["nonce"]) >= 22
+    verifier = pending_for(params["state"]).code_verifier
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    assert params["code_challenge"] == challenge.decode()
+    assert not idp.requests, "starting the flow must not call the identity server"
+
+
+def test_each_request_gets_fresh_state_and_nonce(client, idp):
+    first, second = start(client), start(client)
+    assert first["state"] != second["state"] and first["nonce"] != second["nonce"]
+
+
+def test_state_is_stored_hashed_never_in_clear(client, idp):
+    params = start(client)
+    assert not PendingAuthorization.objects.filter(state_hash=params["state"]).exists()
+    assert pending_for(params["state"])
+
+
+def test_unknown_realm_is_404(client, idp):
+    assert client.get("/ftauth/login/candidat/").status_code == 404
+    assert client.get("/ftauth/login/partenaire/").status_code == 404  # not enabled here
+
+
+# --- state ----------------------------------------------------------------------------------
+
+
+def test_successful_sign_in_lands_on_next_with_a_linked_account(client, idp):
+    _params, response = sign_in(client, idp, next_url="/profile/?tab=1")
+    assert response.status_code == 302
+    assert response["Location"] == "/profile/?tab=1"
+    account = LinkedAccount.objects.get(realm="individu", sub=idp.sub)
+    assert client.session["_auth_user_id"] == str(account.user_id)
+    assert account.claims["given_name"] == "Camille"
+    assert TokenSet.objects.filter(account=account).exists()
+    assert AuditEvent.objects.filter(account=account, kind="linked").exists()
+    token_request = idp.token_requests()[0]
+    assert token_request["query"]["realm"] == ["/individu"]
+    assert token_request["form"]["client_secret"] == ["tests-client-secret"]
+    assert token_request["form"]["redirect_uri"] == ["http://testserver/ftauth/callback/individu/"]
+
+
+def test_token_request_carries_the_pkce_verifier_of_this_request(client, idp):
+    params = start(client)
+    pending = pending_for(params["state"])
+    idp.nonce = pending.nonce
+    callback(client, idp, params)
+    assert idp.token_requests()[0]["form"]["code_verifier"] == [pending.code_verifier]
+
+
+def test_missing_state_is_400_without_token_request(client, idp):
+    start(client)
+    response = client.get("/ftauth/callback/individu/", {"code": "c"})
+    assert response.status_code == 400
+    assert not idp.token_requests()
+
+
+def test_unknown_state_is_400_without_token_request(client, idp):
+    start(client)
+    response = client.get("/ftauth/callback/individu/", {"code": "c", "state": "forged"})
+    assert response.status_code == 400
+    assert "inconnue" in response.content.decode()
+    assert not idp.token_requests()
+    assert "_auth_user_id" not in client.session
+
+
+def test_reused_state_is_400_and_the_code_is_not_sent_twice(client, idp):
+    params, first = sign_in(client, idp)
+    assert first.status_code == 302
+    client.logout()
+    second = callback(client, idp, params)
+    assert second.status_code == 400
+    assert len(idp.token_requests()) == 1
+
+
+def test_state_replayed_in_the_same_session_is_refused(client, idp):
+    params = start(client)
+    idp.nonce = pending_for(params["state"]).nonce
+    idp.token_status, idp.token_body = 400, {"error": "invalid_grant"}
+    assert callback(client, idp, params).status_code == 400
+    assert callback(client, idp, params).status_code == 400
+    assert len(idp.token_requests()) == 1
+
+
+def test_expired_state_is_400_without_token_request(client, idp):
+    params = start(client)
+    PendingAuthorization.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = callback(client, idp, params)
+    assert response.status_code == 400
+    assert not idp.token_requests()
+
+
+def test_state_from_another_browser_is_refused(client, idp, django_user_model):
+    from django.test import Client
+
+    params = start(client)
+    other = Client()
+    other.get("/")
+    response = callback(other, idp, params)
+    assert response.status_code == 400
+    assert not idp.token_requests()
+
+
+def test_several_tabs_each_complete(client, idp):
+    first, second = start(client), start(client)
+    idp.nonce = pending_for(second["state"]).nonce
+    assert callback(client, idp, second).status_code == 302
+    client.logout()
+    idp.nonce = pending_for(first["state"]).nonce
+    # The first tab's request is still pending in the database, but logout
+    # flushed the session that listed it: bound to the browser session.
+    assert callback(client, idp, first).status_code == 400
+
+
+def test_pending_requests_are_capped_oldest_first(client, idp, settings):
+    settings.FTAUTH = {**settings.FTAUTH, "PENDING_LOGIN_MAX": 3}
+    states = [start(client)["state"] for _ in range(4)]
+    assert PendingAuthorization.objects.count() == 3
+    assert callback(client, idp, {"state": states[0]}).status_code == 400
+    idp.nonce = pending_for(states[3]).nonce
+    assert callback(client, idp, {"state": states[3]}).status_code == 302
+
+
+# --- next -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    ["https://evil.example/", "//evil.example/x", "http://testserver.evil/", "javascript:alert(1)"],
+)
+def test_unsafe_next_is_replaced_by_the_default(client, idp, next_url):
+    _params, response = sign_in(client, idp, next_url=next_url)
+    assert response["Location"] == "/profile/"
+
+
+# --- cancel and refusal ---------------------------------------------------------------------
+
+
+def test_return_with_state_only_means_cancelled(client, idp):
+    params = start(client)
+    response = client.get("/ftauth/callback/individu/", {"state": params["state"]})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "annulé" in body and "/ftauth/login/individu/" in body
+    assert not idp.token_requests()
+
+
+def test_access_denied_gives_a_friendly_page(client, idp):
+    params = start(client)
+    response = client.get(
+        "/ftauth/callback/individu/", {"state": params["state"], "error": "access_denied"}
+    )
+    assert response.status_code == 200
+    assert "/ftauth/login/individu/" in response.content.decode()
+    assert not idp.token_requests()
+
+
+# --- callback parameters (RFC 9207, client_id) ---------------------------------------------
+
+
+def test_wrong_iss_parameter_is_refused_before_the_token_request(client, idp):
+    params = start(client)
+    response = callback(client, idp, params, iss="https://evil.example/")
+    assert response.status_code == 400
+    assert not idp.token_requests()
+
+
+def test_missing_iss_is_refused_when_discovery_announces_it(client, idp):
+    params = start(client)
+    assert callback(client, idp, params, iss=None).status_code == 400
+    assert not idp.token_requests()
+
+
+def test_missing_iss_is_accepted_when_not_announced(client, idp):
+    idp.iss_parameter_supported = False
+    params = start(client)
+    idp.nonce = pending_for(params["state"]).nonce
+    assert callback(client, idp, params, iss=None).status_code == 302
+
+
+def test_foreign_client_id_parameter_is_refused(client, idp):
+    params = start(client)
+    assert callback(client, idp, params, client_id="another-app").status_code == 400
+    assert not idp.token_requests()
+
+
+# --- token endpoint failures ----------------------------------------------------------------
+
+
+def test_invalid_grant_says_code_expired_with_a_restart_link(client, idp):
+    params = start(client)
+    idp.token_status, idp.token_body = 400, {"error": "invalid_grant"}
+    response = callback(client, idp, params)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "expiré" in body and "/ftauth/login/individu/" in body
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers"),
+    [
+        (500, {"error": "server_error"}, {}),
+        (502, b"<html>bad gateway</html>", {}),
+        (429, {}, {"Retry-After": "7"}),
+    ],
+)
+def test_server_trouble_is_a_503(client, idp, status, body, headers):
+    params = start(client)
+    idp.token_status, idp.token_body, idp.token_headers = status, body, headers
+    response = callback(client, idp, params)
+    assert response.status_code == 503
+    if status == 429:
+        assert response["Retry-After"] == "7"
+        assert "7" in response.content.decode()
+    assert not LinkedAccount.objects.exists()
+
+
+def test_timeout_is_a_503(client, idp):
+    params = start(client)
+    idp.token_delay = 1.5
+    response = callback(client, idp, params)
+    assert response.status_code == 503
+
+
+def test_unreachable_server_is_a_503(client, idp, settings):
+    params = start(client)
+    idp.close()
+    assert callback(client, idp, params).status_code == 503
+
+
+def test_token_response_without_id_token_is_refused(client, idp):
+    params = start(client)
+    idp.token_body = {"access_token": "a", "token_type": "Bearer", "expires_in": 10}
+    assert callback(client, idp, params).status_code == 400
+    assert not LinkedAccount.objects.exists()
+
+
+# --- ID token and userinfo, end to end ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"iss": "https://evil.example"},
+        {"aud": "another-app", "azp": None},
+        {"exp": 1_000_000},
+        {"nonce": "forged-nonce"},
+        {"sub": None},
+    ],
+)
+def test_tampered_id_token_never_signs_in(client, idp, overrides):
+    params = start(client)
+    idp.nonce = pending_for(params["state"]).nonce
+    idp.claim_overrides = overrides
+    response = callback(client, idp, params)
+    assert response.status_code == 400
+    assert "_auth_user_id" not in client.session
+    assert not LinkedAccount.objects.exists()
+    assert not get_user_model().objects.exists()
+
+
+def test_token_response_nonce_must_match(client, idp):
+    params = start(client)
+    idp.nonce = pending_for(params["state"]).nonce
+    idp.token_body = {
+        "access_token": "a",
+        "token_type": "Bearer",
+        "expires_in": 1499,
+        "id_token": idp.id_token(),
+        "nonce": "other-nonce",
+    }
+    assert callback(client, idp, params).status_code == 400
+    assert not LinkedAccount.objects.exists()
+
+
+def test_userinfo_for_another_sub_is_refused(client, idp):
+    params = start(client)
+    idp.nonce = pending_for(params["state"]).nonce
+    idp.userinfo = {"sub": "someone-else"}
+    assert callback(client, idp, params).status_code == 400
+    assert not LinkedAccount.objects.exists()
+
+
+def test_userinfo_token_goes_in_the_header_only(client, idp):
+    sign_in(client, idp)
+    userinfo = next(r for r in idp.requests if "userinfo" in r["path"])
+    assert userinfo["headers"]["Authorization"].startswith("Bearer ")
+    assert "access_token" not in userinfo["query"]
