@@ -16,8 +16,9 @@ mkdir -p "$logs"
 
 pg=postgres://postgres@127.0.0.1:5432
 redis=rediscache://127.0.0.1:6379
-# The suffix keeps two checkouts' matrices apart when they run at the same time.
-tag=${FTAUTH_TEST_TAG:-$$}
+# Per checkout (not per invocation): two checkouts' matrices running at the same time stay
+# apart, and a test database left by an interrupted run is reused, not piled up.
+tag=${FTAUTH_TEST_TAG:-$(pwd -P | cksum | cut -d' ' -f1)}
 
 # name | venv | marker expression | environment (space-separated, no spaces inside values).
 # Longest runs first: the scheduler starts them in this order.
