@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from ftauth import vault
 from ftauth.conf import get_settings
 from ftauth.core.errors import (
     ApiError,
@@ -31,6 +32,14 @@ logger = logging.getLogger(__name__)
 USER_DATA_PATHS = {
     "individu": "peconnect-individu/v1/userinfo",
     "employeur": "peconnect-entreprise/v1/userinfo",
+}
+
+TOKEN_STATUS_LABELS = {
+    vault.TokenStatus.VALID: gettext_lazy("valides"),
+    vault.TokenStatus.EXPIRING: gettext_lazy("bientôt expirés (renouvelés au prochain usage)"),
+    vault.TokenStatus.EXPIRED: gettext_lazy("expirés"),
+    vault.TokenStatus.WITHDRAWN: gettext_lazy("consentement retiré"),
+    vault.TokenStatus.NONE: gettext_lazy("aucun jeton"),
 }
 
 
@@ -60,12 +69,14 @@ def home(request):
 
 
 def _identity(request, account: LinkedAccount) -> dict:
-    from ftauth import api, vault  # TODO(faces): top-level once ftauth.api/vault land
+    from ftauth import api  # TODO(faces): top-level once ftauth.api lands
 
+    status = vault.token_status(account)
     item = {
         "account": account,
         "claims": sorted(account.claims.items()),
-        "token_status": vault.token_status(account),
+        "token_status": status,
+        "token_status_label": TOKEN_STATUS_LABELS.get(status, status),
         "api_path": USER_DATA_PATHS.get(account.realm),
     }
     if item["api_path"]:
