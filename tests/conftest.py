@@ -13,6 +13,9 @@ import copy
 import pytest
 from django.conf import settings
 
+# The scripted identity server and its fixtures (``idp``) for the sign-in tests.
+pytest_plugins = ["tests.idp"]
+
 
 def sandbox_ftauth_settings(base_url: str, **overrides) -> dict:
     conf = copy.deepcopy(settings.FTAUTH)

@@ -9,6 +9,7 @@ to script hostile answers the sandbox would not give.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -16,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+from django.core.cache import cache
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -144,3 +147,53 @@ class ScriptedIdP:
                 self._respond(parse_qs(self.rfile.read(length).decode()))
 
         return Handler
+
+
+# --- fixtures and helpers for the sign-in tests (a pytest plugin: see conftest) -----------
+
+
+@pytest.fixture
+def idp(settings):
+    server = ScriptedIdP()
+    conf = dict(settings.FTAUTH)
+    conf["API_URL"] = server.base
+    conf["REALMS"] = {"individu": {"server": server.base}, "employeur": {"server": server.base}}
+    conf["HTTP_READ_TIMEOUT"] = 1.0
+    conf["HTTP_RETRIES"] = 0
+    settings.FTAUTH = conf
+    cache.clear()
+    yield server
+    server.close()
+    cache.clear()
+
+
+def start(client, realm="individu", next_url=None):
+    url = f"/ftauth/login/{realm}/" + (f"?next={next_url}" if next_url else "")
+    response = client.get(url)
+    assert response.status_code == 302
+    params = {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
+    return params
+
+
+def pending_for(state):
+    from ftauth.models import PendingAuthorization
+
+    return PendingAuthorization.objects.get(state_hash=hashlib.sha256(state.encode()).hexdigest())
+
+
+def callback(client, idp, params, **extra):
+    query = {
+        "code": "the-code",
+        "state": params["state"],
+        "iss": idp.issuer,
+        "client_id": idp.client_id,
+    }
+    query.update(extra)
+    query = {k: v for k, v in query.items() if v is not None}
+    return client.get("/ftauth/callback/individu/", query)
+
+
+def sign_in(client, idp, next_url=None):
+    params = start(client, next_url=next_url)
+    idp.nonce = pending_for(params["state"]).nonce
+    return params, callback(client, idp, params)

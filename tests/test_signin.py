@@ -8,62 +8,15 @@ tests/test_signin_sandbox.py.
 import base64
 import hashlib
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.utils import timezone
 
 from ftauth.models import AuditEvent, LinkedAccount, PendingAuthorization, TokenSet
-from tests.idp import ScriptedIdP
+from tests.idp import callback, pending_for, sign_in, start
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def idp(settings):
-    server = ScriptedIdP()
-    conf = dict(settings.FTAUTH)
-    conf["API_URL"] = server.base
-    conf["REALMS"] = {"individu": {"server": server.base}, "employeur": {"server": server.base}}
-    conf["HTTP_READ_TIMEOUT"] = 1.0
-    conf["HTTP_RETRIES"] = 0
-    settings.FTAUTH = conf
-    cache.clear()
-    yield server
-    server.close()
-    cache.clear()
-
-
-def start(client, realm="individu", next_url=None):
-    url = f"/ftauth/login/{realm}/" + (f"?next={next_url}" if next_url else "")
-    response = client.get(url)
-    assert response.status_code == 302
-    params = {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
-    return params
-
-
-def pending_for(state):
-    return PendingAuthorization.objects.get(state_hash=hashlib.sha256(state.encode()).hexdigest())
-
-
-def callback(client, idp, params, **extra):
-    query = {
-        "code": "the-code",
-        "state": params["state"],
-        "iss": idp.issuer,
-        "client_id": idp.client_id,
-    }
-    query.update(extra)
-    query = {k: v for k, v in query.items() if v is not None}
-    return client.get("/ftauth/callback/individu/", query)
-
-
-def sign_in(client, idp, next_url=None):
-    params = start(client, next_url=next_url)
-    idp.nonce = pending_for(params["state"]).nonce
-    return params, callback(client, idp, params)
 
 
 # --- the authorization request ------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""System checks turn misconfiguration into messages at ``manage.py check``."""
+
+from ftauth.checks import check_settings
+
+
+def ids(settings_obj=None):
+    return {e.id for e in check_settings()}
+
+
+def test_default_test_settings_pass():
+    assert not {i for i in ids() if i.startswith("ftauth.E00")}
+
+
+def test_missing_client_id_and_secret_reported_unless_sandbox(settings):
+    settings.FTAUTH = {**settings.FTAUTH, "CLIENT_ID": "", "CLIENT_SECRET": "", "SANDBOX": False}
+    assert {"ftauth.E002", "ftauth.E003"} <= ids()
+    settings.FTAUTH = {**settings.FTAUTH, "SANDBOX": True}
+    assert not {"ftauth.E002", "ftauth.E003"} & ids()
+
+
+def test_plain_http_server_off_loopback_is_reported(settings):
+    settings.FTAUTH = {**settings.FTAUTH, "REALMS": {"individu": {"server": "http://idp.example"}}}
+    assert "ftauth.E004" in ids()
+
+
+def test_plain_http_on_loopback_is_accepted(settings):
+    settings.FTAUTH = {
+        **settings.FTAUTH,
+        "REALMS": {"individu": {"server": "http://127.0.0.1:8000/x"}},
+    }
+    assert "ftauth.E004" not in ids()
+
+
+def test_unknown_realm_is_reported(settings):
+    settings.FTAUTH = {**settings.FTAUTH, "REALMS": {"candidat": {}}}
+    errors = check_settings()
+    assert errors[0].id == "ftauth.E001" and "candidat" in errors[0].msg
+
+
+def test_missing_backend_is_reported(settings):
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+    assert "ftauth.E005" in ids()

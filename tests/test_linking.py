@@ -1,0 +1,136 @@
+"""Who the identity signs in as: explicit outcomes, one test each."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError
+
+from ftauth.adapter import AccountAdapter
+from ftauth.models import LinkedAccount
+from tests.idp import callback, pending_for, sign_in, start
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+
+def test_first_sign_in_creates_a_user_without_password(client, idp):
+    sign_in(client, idp)
+    user = User.objects.get()
+    assert not user.has_usable_password()
+    assert user.first_name == "Camille" and user.last_name == "Martin"
+    assert idp.sub not in user.username  # the username does not reveal the sub
+
+
+def test_second_sign_in_reuses_the_linked_user(client, idp):
+    sign_in(client, idp)
+    client.logout()
+    sign_in(client, idp)
+    assert User.objects.count() == 1
+    assert LinkedAccount.objects.count() == 1
+
+
+def test_session_key_is_cycled_at_sign_in(client, idp):
+    params = start(client)
+    before = client.session.session_key
+    idp.nonce = pending_for(params["state"]).nonce
+    callback(client, idp, params)
+    assert client.session.session_key != before
+
+
+def test_never_attaches_to_an_existing_user_by_email_by_default(client, idp):
+    existing = User.objects.create_user("camille", email="camille@example.org")
+    idp.userinfo = {"sub": idp.sub, "email": "camille@example.org", "email_verified": "true"}
+    sign_in(client, idp)
+    assert LinkedAccount.objects.get().user != existing
+
+
+@pytest.fixture
+def link_by_email(settings):
+    settings.FTAUTH = {**settings.FTAUTH, "LINK_BY_EMAIL": True}
+
+
+def test_attaches_by_verified_email_when_enabled(client, idp, link_by_email):
+    existing = User.objects.create_user("camille", email="Camille@example.org")
+    idp.userinfo = {"sub": idp.sub, "email": "camille@example.org", "email_verified": "true"}
+    sign_in(client, idp)
+    assert LinkedAccount.objects.get().user == existing
+
+
+def test_unverified_email_is_never_used_to_attach(client, idp, link_by_email):
+    existing = User.objects.create_user("camille", email="camille@example.org")
+    idp.userinfo = {"sub": idp.sub, "email": "camille@example.org"}
+    sign_in(client, idp)
+    assert LinkedAccount.objects.get().user != existing
+
+
+@pytest.mark.parametrize("flag", ["is_staff", "is_superuser"])
+def test_never_attaches_to_staff_or_superuser_by_email(client, idp, link_by_email, flag):
+    admin = User.objects.create_user("admin", email="camille@example.org", **{flag: True})
+    idp.userinfo = {"sub": idp.sub, "email": "camille@example.org", "email_verified": "true"}
+    sign_in(client, idp)
+    assert LinkedAccount.objects.get().user != admin
+    assert client.session["_auth_user_id"] != str(admin.pk)
+
+
+def test_signed_in_user_links_the_identity_to_their_own_account(client, idp):
+    me = User.objects.create_user("me", password="pw-123456")
+    client.force_login(me)
+    sign_in(client, idp)
+    assert LinkedAccount.objects.get().user == me
+
+
+def test_identity_of_another_user_is_refused_while_signed_in(client, idp):
+    sign_in(client, idp)
+    owner = LinkedAccount.objects.get().user
+    intruder = User.objects.create_user("intruder")
+    client.force_login(intruder)
+    _, response = sign_in(client, idp)
+    assert response.status_code == 409
+    assert LinkedAccount.objects.get().user == owner
+
+
+def test_inactive_user_is_refused(client, idp):
+    sign_in(client, idp)
+    User.objects.update(is_active=False)
+    client.logout()
+    _, response = sign_in(client, idp)
+    assert response.status_code == 403
+    assert "_auth_user_id" not in client.session
+
+
+class RefusingAdapter(AccountAdapter):
+    def can_sign_in(self, request, user, identity):
+        return False
+
+
+def test_adapter_can_refuse_and_nothing_is_left_behind(client, idp, settings):
+    settings.FTAUTH = {**settings.FTAUTH, "ACCOUNT_ADAPTER": "tests.test_linking.RefusingAdapter"}
+    _, response = sign_in(client, idp)
+    assert response.status_code == 403
+    assert not User.objects.exists() and not LinkedAccount.objects.exists()
+
+
+def test_database_error_while_linking_is_a_503_without_session(client, idp, monkeypatch):
+    from ftauth import vault
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(vault, "save_tokens", broken)
+    _, response = sign_in(client, idp)
+    assert response.status_code == 503
+    assert "_auth_user_id" not in client.session
+    assert not User.objects.exists() and not LinkedAccount.objects.exists()
+
+
+def test_database_error_after_login_ends_the_new_session(client, idp, monkeypatch):
+    from ftauth.views import signin as signin_views
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr(signin_views, "register_session", broken)
+    _, response = sign_in(client, idp)
+    assert response.status_code == 503
+    assert "_auth_user_id" not in client.session
+    assert not LinkedAccount.objects.exists()
