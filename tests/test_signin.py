@@ -319,3 +319,12 @@ def test_userinfo_token_goes_in_the_header_only(client, idp):
     userinfo = next(r for r in idp.requests if "userinfo" in r["path"])
     assert userinfo["headers"]["Authorization"].startswith("Bearer ")
     assert "access_token" not in userinfo["query"]
+
+
+def test_userinfo_can_be_switched_off_per_realm(client, idp, settings):
+    conf = dict(settings.FTAUTH)
+    conf["REALMS"] = {"individu": {"server": idp.base, "fetch_userinfo": False}}
+    settings.FTAUTH = conf
+    _, response = sign_in(client, idp)
+    assert response.status_code == 302
+    assert not [r for r in idp.requests if "userinfo" in r["path"]]
