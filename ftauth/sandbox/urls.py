@@ -1,2 +1,55 @@
+"""The sandbox's URLs: three hosts as prefixes, France Travail's paths beneath.
+
+``authentification-candidat/`` serves realm individu, ``entreprise/`` the
+realms employeur and partenaire, ``api/`` stands for api.francetravail.io.
+"""
+
+from django.urls import path, re_path
+
+from .views import account, api, authorize, identity
+
 app_name = "ftauth_sandbox"
-urlpatterns = []
+
+IDP = r"(?P<host>authentification-candidat|entreprise)"
+
+urlpatterns = [
+    path("", identity.index, name="index"),
+    re_path(
+        r"^(?P<host>authentification-candidat|entreprise|api)/$",
+        identity.host_home,
+        name="host_home",
+    ),
+    re_path(
+        rf"^{IDP}/connexion/oauth2/realms/root/realms/(?P<realm>[a-z]+)/\.well-known/openid-configuration$",
+        identity.discovery,
+        name="discovery",
+    ),
+    re_path(
+        rf"^{IDP}/connexion/oauth2/\.well-known/openid-configuration$",
+        identity.discovery_by_query,
+        name="discovery_by_query",
+    ),
+    re_path(rf"^{IDP}/connexion/oauth2/authorize$", authorize.authorize, name="authorize"),
+    re_path(rf"^{IDP}/connexion/oauth2/access_token$", identity.token, name="token"),
+    re_path(rf"^{IDP}/connexion/oauth2/connect/jwk_uri$", identity.jwks, name="jwks"),
+    re_path(rf"^{IDP}/compte/deconnexion$", identity.end_session, name="end_session"),
+    re_path(rf"^{IDP}/compte/consentements$", account.consents, name="consents"),
+    path(
+        "api/partenaire/peconnect-individu/v1/userinfo",
+        api.userinfo_individu,
+        name="userinfo_individu",
+    ),
+    path(
+        "api/partenaire/peconnect-entreprise/v1/userinfo",
+        api.userinfo_entreprise,
+        name="userinfo_entreprise",
+    ),
+    path("api/partenaire/peconnect-statut/v1/statut", api.statut, name="statut"),
+    path("api/partenaire/offresdemploi/v2/offres/search", api.offres_search, name="offres_search"),
+    path(
+        "api/partenaire/offresdemploi/v2/offres/<str:offre_id>",
+        api.offre_detail,
+        name="offre_detail",
+    ),
+    path("api/<path:rest>", api.unknown_api, name="unknown_api"),
+]
