@@ -8,4 +8,5 @@ class FTAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, conf  # noqa: F401  (registers checks and the settings reset)
+        # Registers the system checks, the settings reset and the auth signal receivers.
+        from . import checks, conf, signals  # noqa: F401

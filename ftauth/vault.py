@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import crypto
+from . import audit, crypto
 from .conf import get_http, get_settings
 from .core import tokens as token_endpoint
 from .core.errors import ConsentWithdrawn, FTAuthError, InvalidGrant, TransportError
@@ -84,12 +84,12 @@ def save_tokens(
     }
     with transaction.atomic():
         token_set, _ = TokenSet.objects.update_or_create(account=account, defaults=values)
-        if account.consent_withdrawn_at is not None:
-            account.consent_withdrawn_at = None
-            account.consent_checked_at = now
-            LinkedAccount.objects.filter(pk=account.pk).update(
-                consent_withdrawn_at=None, consent_checked_at=now
-            )
+        # The sign-in itself just proved consent: the next check can wait.
+        LinkedAccount.objects.filter(pk=account.pk).update(
+            consent_withdrawn_at=None, consent_checked_at=now
+        )
+        account.consent_withdrawn_at = None
+        account.consent_checked_at = now
     LinkedAccount.token_set.related.set_cached_value(account, token_set)
     return token_set
 
@@ -167,8 +167,8 @@ def refresh_tokens(account: LinkedAccount, *, force: bool = False) -> TokenSet:
     one waited for the lock is returned as is. ``invalid_grant`` means consent
     was withdrawn: the account is withdrawn (tokens forgotten, sessions ended)
     and :class:`ConsentWithdrawn` raised. A transient failure (timeout, 5xx,
-    429) raises :class:`TransportError` unless the current access token has
-    not actually expired yet, in which case it is still returned.
+    429) raises :class:`TransportError`, unless the refresh was not forced and
+    the current access token has not actually expired yet: it is then returned.
     """
     asked_at = timezone.now()
     withdrawn = False
@@ -186,9 +186,9 @@ def refresh_tokens(account: LinkedAccount, *, force: bool = False) -> TokenSet:
             return token_set
         refresh_token = crypto.decrypt(token_set.refresh_token_ciphertext)
         if not refresh_token:
-            if status_of(token_set) is not TokenStatus.EXPIRED:
+            if not force and status_of(token_set) is not TokenStatus.EXPIRED:
                 return token_set
-            raise TokensUnavailable("the access token expired and there is no refresh token")
+            raise TokensUnavailable("no refresh token: the user must sign in again")
         conf = get_settings()
         try:
             fresh = token_endpoint.refresh(
@@ -201,7 +201,7 @@ def refresh_tokens(account: LinkedAccount, *, force: bool = False) -> TokenSet:
         except InvalidGrant:
             withdrawn = True
         except TransportError:
-            if status_of(token_set) is not TokenStatus.EXPIRED:
+            if not force and status_of(token_set) is not TokenStatus.EXPIRED:
                 logger.warning(
                     "refresh of %s tokens failed transiently; the current one is still valid",
                     account.realm,
@@ -234,13 +234,7 @@ def _store_refreshed(account: LinkedAccount, token_set: TokenSet, fresh: TokenRe
         token_set.scopes = " ".join(fresh.scope)
     token_set.refreshed_at = timezone.now()
     token_set.save()
-    AuditEvent.objects.create(
-        account=account,
-        user_id=account.user_id,
-        realm=account.realm,
-        sub=account.sub,
-        kind=AuditEvent.Kind.TOKENS_REFRESHED,
-    )
+    audit.record(AuditEvent.Kind.TOKENS_REFRESHED, account)
 
 
 def _validate_refreshed_id_token(

@@ -13,8 +13,9 @@ import copy
 import pytest
 from django.conf import settings
 
-# The scripted identity server and its fixtures (``idp``) for the sign-in tests.
-pytest_plugins = ["tests.idp"]
+# The scripted identity server and its fixtures (``idp``) for the sign-in tests;
+# the stateful one (``fakeop``) and the session engines for the consent-lifecycle tests.
+pytest_plugins = ["tests.idp", "tests.fakeop", "tests.lifecycle"]
 
 
 def sandbox_ftauth_settings(base_url: str, **overrides) -> dict:

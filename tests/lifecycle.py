@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from django.contrib.auth import get_user_model
 
 from ftauth import vault
@@ -54,3 +56,75 @@ def token_response(
 def store_tokens(account: LinkedAccount, **kwargs) -> None:
     claims = kwargs.pop("claims", {"iss": "https://op.example", "sub": account.sub, "aud": "x"})
     vault.save_tokens(account, token_response(**kwargs), claims)
+
+
+def sign_in(client, fakeop, sub: str, realm: str = "individu") -> LinkedAccount:
+    """Sign ``client`` in through ftauth's real login and callback views."""
+    response = client.get(f"/ftauth/login/{realm}/")
+    assert response.status_code == 302, response.content
+    params = {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
+    code = fakeop.authorize(sub, realm, nonce=params["nonce"])
+    response = client.get(
+        f"/ftauth/callback/{realm}/",
+        {"code": code, "state": params["state"], "iss": fakeop.issuer(realm)},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return LinkedAccount.objects.get(realm=realm, sub=sub)
+
+
+def linked_with_tokens(fakeop, realm: str = "individu", *, sub: str | None = None):
+    """An account whose tokens come from ``fakeop`` (a real grant there), without a browser."""
+    from ftauth.provider import get_provider
+
+    account = make_account(realm, sub=sub)
+    tokens = TokenResponse.from_json(fakeop.issue(account.sub, realm))
+    claims = get_provider(realm).validate_id_token(tokens.id_token, nonce=None)
+    vault.save_tokens(account, tokens, claims)
+    return account
+
+
+def age_session(client, seconds: float = 10_000) -> None:
+    """Pretend ``client``'s last consent check was ``seconds`` ago (any session engine)."""
+    from django.conf import settings
+
+    from ftauth.sessions import SESSION_KEY
+
+    session = client.session
+    marker = dict(session[SESSION_KEY])
+    marker["checked_at"] -= seconds
+    session[SESSION_KEY] = marker
+    session.save()
+    # With signed cookies the session *is* the cookie: hand the new one to the client.
+    client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+
+
+def age_account_check(account: LinkedAccount, seconds: float = 10_000) -> None:
+    """Pretend France Travail was last asked about ``account`` ``seconds`` ago."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    LinkedAccount.objects.filter(pk=account.pk).update(
+        consent_checked_at=timezone.now() - timedelta(seconds=seconds)
+    )
+
+
+SESSION_ENGINES = [
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cache",
+    "django.contrib.sessions.backends.cached_db",
+    "django.contrib.sessions.backends.file",
+    "django.contrib.sessions.backends.signed_cookies",
+]
+
+
+@pytest.fixture(params=SESSION_ENGINES, ids=lambda engine: engine.rsplit(".", 1)[1])
+def session_engine(request, settings, tmp_path):
+    """Each of Django's session engines in turn."""
+    settings.SESSION_ENGINE = request.param
+    settings.SESSION_FILE_PATH = str(tmp_path)
+    return request.param
+
+
+def server_side(engine: str) -> bool:
+    return not engine.endswith("signed_cookies")

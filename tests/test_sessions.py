@@ -14,21 +14,6 @@ from tests.lifecycle import make_account
 
 pytestmark = pytest.mark.django_db
 
-ENGINES = [
-    "django.contrib.sessions.backends.db",
-    "django.contrib.sessions.backends.cache",
-    "django.contrib.sessions.backends.cached_db",
-    "django.contrib.sessions.backends.file",
-    "django.contrib.sessions.backends.signed_cookies",
-]
-
-
-@pytest.fixture(params=ENGINES, ids=lambda e: e.rsplit(".", 1)[1])
-def engine(request, settings, tmp_path):
-    settings.SESSION_ENGINE = request.param
-    settings.SESSION_FILE_PATH = str(tmp_path)
-    return request.param
-
 
 def request_with_session(engine: str):
     request = RequestFactory().get("/")
@@ -36,18 +21,18 @@ def request_with_session(engine: str):
     return request
 
 
-def test_register_session_records_the_session(engine):
+def test_register_session_records_the_session(session_engine):
     account = make_account()
-    request = request_with_session(engine)
+    request = request_with_session(session_engine)
     request.session["_auth_user_id"] = str(account.user_id)
     request.session.cycle_key()
     sessions.register_session(request, account, "op-sid-1")
     marker = request.session[sessions.SESSION_KEY]
     row = AccountSession.objects.get(sid=marker["sid"])
-    assert row.account == account and row.op_sid == "op-sid-1" and row.engine == engine
+    assert row.account == account and row.op_sid == "op-sid-1" and row.engine == session_engine
     assert marker["account"] == account.pk
     assert marker["generation"] == account.session_generation
-    if issubclass(import_module(engine).SessionStore, CookieStore):
+    if issubclass(import_module(session_engine).SessionStore, CookieStore):
         assert row.session_key_ciphertext == ""
     else:
         key = request.session.session_key
@@ -55,9 +40,9 @@ def test_register_session_records_the_session(engine):
         assert crypto.decrypt(row.session_key_ciphertext) == key
 
 
-def test_register_session_replaces_the_previous_sign_in_of_the_session(engine):
+def test_register_session_replaces_the_previous_sign_in_of_the_session(session_engine):
     first, second = make_account(), make_account("employeur")
-    request = request_with_session(engine)
+    request = request_with_session(session_engine)
     sessions.register_session(request, first, None)
     sessions.register_session(request, second, None)
     assert not AccountSession.objects.filter(account=first).exists()

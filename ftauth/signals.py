@@ -1,0 +1,38 @@
+"""Signals ftauth sends, and its receivers of Django's auth signals.
+
+``consent_revoked`` is sent once per withdrawal, after the tokens are
+forgotten and the sessions ended, with ``account`` (the
+:class:`~ftauth.models.LinkedAccount`) and ``reason`` (a short text for
+logs: ``"invalid_grant on refresh"``, ``"userinfo 401 after refresh"``,
+``"admin"``...). Receivers run synchronously; an exception in one of them
+does not stop the others (``send_robust``) and is logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.dispatch import Signal, receiver
+
+consent_revoked = Signal()
+
+
+@receiver(user_logged_out, dispatch_uid="ftauth.forget_session")
+def _forget_session(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    # Any sign-out (ours or django.contrib.auth's) ends the registry row, so
+    # the admin's session count stays true and nothing points at a dead session.
+    if request is not None and hasattr(request, "session"):
+        from .sessions import forget_session
+
+        forget_session(request)
+
+
+@receiver(user_logged_in, dispatch_uid="ftauth.follow_session_key")
+def _follow_session_key(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    # login() cycles the session key; a session signed in through ftauth that
+    # logs in again (same user) keeps its marker but gets a new key.
+    if request is not None and hasattr(request, "session"):
+        from .sessions import follow_session_key
+
+        follow_session_key(request)

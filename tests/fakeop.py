@@ -1,0 +1,325 @@
+"""A stateful France Travail stand-in on a loopback port, for the consent-lifecycle tests.
+
+Real HTTP, real RS256 tokens, France Travail's paths: token endpoint
+(authorization_code and refresh_token grants, refresh token rotation),
+JWKS, discovery, userinfo on the API host. It keeps grants per persona, so a
+test can withdraw consent (the persona's tokens then get 401 and
+``invalid_grant``), count refresh requests, or make the next answers fail
+(5xx, 429, slow). It also signs back-channel logout tokens.
+The full-featured peer is the sandbox (``ftauth.sandbox``); this one gives
+the tests exact control and exact counts.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.core.cache import cache
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from ftauth.core.logout_token import BACKCHANNEL_LOGOUT_EVENT
+
+CLIENT_ID = "ftauth-tests"
+CLIENT_SECRET = "tests-client-secret"
+_KEY = RSAKey.generate_key(2048, parameters={"kid": "fakeop-1"}, private=True)
+
+
+@dataclass
+class Grant:
+    sub: str
+    realm: str
+    sid: str
+    nonce: str | None = None
+    withdrawn: bool = False
+    code: str = ""
+    refresh_token: str = ""
+    access_tokens: set[str] = field(default_factory=set)
+
+
+class FakeOP:
+    def __init__(self) -> None:
+        self.key = _KEY
+        self.lock = threading.Lock()
+        self.grants: list[Grant] = []
+        self.requests: list[dict[str, Any]] = []
+        # [(kind, status, headers)]: the next answers of an endpoint kind
+        # ("token", "userinfo"), consumed in order.
+        self.failures: list[tuple[str, int, dict[str, str]]] = []
+        self.token_delay = 0.0
+        self.userinfo_delay = 0.0
+        self.refreshed_claims: dict[str, Any] = {}
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    # --- addresses ---------------------------------------------------------------------------
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def server_url(self) -> str:
+        return f"{self.base}/ft"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base}/api"
+
+    def issuer(self, realm: str = "individu") -> str:
+        return f"{self.server_url}/connexion/oauth2/realms/root/realms/{realm}"
+
+    def ftauth_settings(self, base: dict[str, Any]) -> dict[str, Any]:
+        conf = copy.deepcopy(base)
+        conf["API_URL"] = self.api_url
+        conf["REALMS"] = {
+            "individu": {"server": self.server_url},
+            "employeur": {"server": self.server_url},
+            "partenaire": {"server": self.server_url},
+        }
+        conf["HTTP_READ_TIMEOUT"] = 2.0
+        conf["HTTP_RETRIES"] = 0
+        return conf
+
+    def reset(self) -> None:
+        with self.lock:
+            self.grants.clear()
+            self.requests.clear()
+            self.failures.clear()
+            self.token_delay = 0.0
+            self.userinfo_delay = 0.0
+            self.refreshed_claims = {}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- what tests do -----------------------------------------------------------------------
+
+    def issue(self, sub: str, realm: str = "individu", *, nonce: str | None = None) -> dict:
+        """A token response for a new grant (as if the user had just consented)."""
+        grant = Grant(sub=sub, realm=realm, sid=f"op-sid-{uuid.uuid4().hex[:8]}", nonce=nonce)
+        with self.lock:
+            self.grants.append(grant)
+            return self._token_response(grant, nonce=nonce)
+
+    def authorize(self, sub: str, realm: str = "individu", *, nonce: str) -> str:
+        """The persona signs in and consents: an authorization code for the callback."""
+        grant = Grant(
+            sub=sub,
+            realm=realm,
+            sid=f"op-sid-{uuid.uuid4().hex[:8]}",
+            nonce=nonce,
+            code="code-" + secrets.token_urlsafe(12),
+        )
+        with self.lock:
+            self.grants.append(grant)
+        return grant.code
+
+    def grant_of(self, sub: str) -> Grant:
+        return next(g for g in reversed(self.grants) if g.sub == sub)
+
+    def withdraw(self, sub: str) -> None:
+        """The persona withdraws consent: every token of theirs stops working at once."""
+        with self.lock:
+            for grant in self.grants:
+                if grant.sub == sub:
+                    grant.withdrawn = True
+
+    def fail_next(self, kind: str, status: int, headers: dict[str, str] | None = None) -> None:
+        with self.lock:
+            self.failures.append((kind, status, headers or {}))
+
+    def requests_to(self, kind: str) -> list[dict[str, Any]]:
+        marker = {"token": "/access_token", "userinfo": "/userinfo"}[kind]
+        return [r for r in self.requests if marker in r["path"]]
+
+    def refresh_requests(self) -> list[dict[str, Any]]:
+        return [
+            r for r in self.requests_to("token") if r["form"].get("grant_type") == ["refresh_token"]
+        ]
+
+    def id_token(self, grant: Grant | None = None, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer(grant.realm if grant else "individu"),
+            "sub": grant.sub if grant else "sub-1",
+            "aud": CLIENT_ID,
+            "iat": now,
+            "exp": now + 9000,
+            "sid": grant.sid if grant else "op-sid",
+        }
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return self.sign(claims)
+
+    def sign(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+        return jwt.encode(header or {"alg": "RS256", "kid": self.key.kid}, claims, self.key)
+
+    def logout_claims(self, **overrides: Any) -> dict[str, Any]:
+        claims = {
+            "iss": self.issuer(),
+            "aud": CLIENT_ID,
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 120,
+            "jti": secrets.token_urlsafe(12),
+            "sub": "sub-1",
+            "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+        }
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def logout_token(self, **overrides: Any) -> str:
+        return self.sign(self.logout_claims(**overrides))
+
+    # --- the server --------------------------------------------------------------------------
+
+    def _token_response(self, grant: Grant, *, nonce: str | None = None) -> dict:
+        access = "AT-" + secrets.token_urlsafe(16)
+        grant.access_tokens.add(access)
+        grant.refresh_token = "RT-" + secrets.token_urlsafe(16)
+        body = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": 1499,
+            "scope": "api_peconnect-individuv1 openid profile email",
+            "refresh_token": grant.refresh_token,
+            "id_token": self.id_token(grant, nonce=nonce, **self.refreshed_claims),
+        }
+        if nonce:
+            body["nonce"] = nonce
+        return body
+
+    def _failure(self, kind: str) -> tuple[int, dict[str, str], Any] | None:
+        for index, (k, status, headers) in enumerate(self.failures):
+            if k == kind:
+                del self.failures[index]
+                return status, headers, {"error": "server_error"}
+        return None
+
+    def _token(self, form: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        if self.token_delay:
+            time.sleep(self.token_delay)
+        with self.lock:
+            failure = self._failure("token")
+            if failure:
+                return failure
+            if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+                return 401, {}, {"error": "invalid_client"}
+            grant_type = form.get("grant_type")
+            if grant_type == "authorization_code":
+                grant = next(
+                    (g for g in self.grants if g.code and g.code == form.get("code")), None
+                )
+                if grant is None:
+                    return 400, {}, {"error": "invalid_grant"}
+                grant.code = ""  # single use
+                return 200, {}, self._token_response(grant, nonce=grant.nonce)
+            if grant_type == "refresh_token":
+                grant = next(
+                    (g for g in self.grants if g.refresh_token == form.get("refresh_token")), None
+                )
+                if grant is None or grant.withdrawn:
+                    return 400, {}, {"error": "invalid_grant", "error_description": "revoked"}
+                # Rotation: the old access and refresh tokens stop working.
+                grant.access_tokens.clear()
+                return 200, {}, self._token_response(grant)
+        return 400, {}, {"error": "unsupported_grant_type"}
+
+    def _userinfo(self, authorization: str) -> tuple[int, dict[str, str], Any]:
+        if self.userinfo_delay:
+            time.sleep(self.userinfo_delay)
+        with self.lock:
+            failure = self._failure("userinfo")
+            if failure:
+                return failure
+            token = authorization.removeprefix("Bearer ")
+            grant = next((g for g in self.grants if token in g.access_tokens), None)
+            if grant is None or grant.withdrawn:
+                return 401, {}, {"message": "invalid token"}
+            return 200, {}, {"sub": grant.sub, "given_name": "Camille"}
+
+    def _answer(self, method: str, path: str, query, form, headers):
+        if path.endswith("/.well-known/openid-configuration"):
+            realm = path.split("/realms/")[-1].split("/")[0]
+            return (
+                200,
+                {},
+                {
+                    "issuer": self.issuer(realm),
+                    "jwks_uri": f"{self.server_url}/connexion/oauth2/connect/jwk_uri?realm=/{realm}",
+                    "backchannel_logout_supported": True,
+                },
+            )
+        if path.endswith("/jwk_uri"):
+            return 200, {}, {"keys": [self.key.as_dict(private=False)]}
+        if path.endswith("/access_token") and method == "POST":
+            return self._token({k: v[0] for k, v in form.items()})
+        if path.endswith("/userinfo"):
+            return self._userinfo(headers.get("Authorization", ""))
+        return 404, {}, {"error": "not_found"}
+
+    def _handler(self):
+        op = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _respond(self, form: dict[str, list[str]]) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                with op.lock:
+                    op.requests.append({"path": parts.path, "query": query, "form": form})
+                status, headers, body = op._answer(
+                    self.command, parts.path, query, form, dict(self.headers)
+                )
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self) -> None:
+                self._respond({})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._respond(parse_qs(self.rfile.read(length).decode()))
+
+        return Handler
+
+
+# --- fixtures (a pytest plugin: see tests/conftest.py) -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fakeop_server():
+    server = FakeOP()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fakeop(fakeop_server, settings):
+    """The fake France Travail, reset, with FTAUTH pointing every realm at it."""
+    fakeop_server.reset()
+    settings.FTAUTH = fakeop_server.ftauth_settings(settings.FTAUTH)
+    cache.clear()
+    yield fakeop_server
+    cache.clear()

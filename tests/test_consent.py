@@ -1,0 +1,216 @@
+"""Consent withdrawal: detected with the user's token, acted on everywhere.
+
+France Travail here is ``tests.fakeop`` over real HTTP: a withdrawal makes the
+persona's tokens fail (401 on userinfo, ``invalid_grant`` on refresh).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from ftauth import consent, vault
+from ftauth.consent import ConsentCheck
+from ftauth.models import AccountSession, AuditEvent, LinkedAccount, TokenSet
+from ftauth.signals import consent_revoked
+from tests.lifecycle import (
+    age_account_check,
+    age_session,
+    linked_with_tokens,
+    server_side,
+    sign_in,
+)
+
+pytestmark = pytest.mark.django_db
+
+WITHDRAWN_PAGE = "/ftauth/consent-withdrawn/"
+
+
+@pytest.fixture
+def revocations():
+    received = []
+
+    def receiver(sender, account, reason, **kwargs):
+        received.append((account.pk, reason))
+
+    consent_revoked.connect(receiver)
+    yield received
+    consent_revoked.disconnect(receiver)
+
+
+def signed_in(client: Client) -> bool:
+    return client.get("/ftauth/account/").status_code == 200
+
+
+# --- the scenario of the issue, on every session engine -------------------------------------
+
+
+def test_withdrawal_while_signed_in_from_two_clients_ends_both(session_engine, fakeop, revocations):
+    laptop, phone = Client(), Client()
+    account = sign_in(laptop, fakeop, "sub-two-clients")
+    assert sign_in(phone, fakeop, "sub-two-clients") == account
+    assert signed_in(laptop) and signed_in(phone)
+    assert AccountSession.objects.filter(account=account).count() == 2
+
+    fakeop.withdraw("sub-two-clients")
+    # Time passes: the laptop's next request is due for a consent check.
+    age_session(laptop)
+    age_account_check(account)
+    response = laptop.get("/ftauth/account/")
+    assert response.status_code == 302 and response["Location"] == WITHDRAWN_PAGE
+    page = laptop.get(WITHDRAWN_PAGE)
+    assert "Votre consentement a été retiré" in page.content.decode()
+    assert not signed_in(laptop)
+
+    # Tokens forgotten, sessions unregistered, audit and signal recorded once.
+    assert not TokenSet.objects.filter(account=account).exists()
+    assert not AccountSession.objects.filter(account=account).exists()
+    kinds = list(AuditEvent.objects.filter(account=account).values_list("kind", flat=True))
+    assert kinds.count(AuditEvent.Kind.CONSENT_REVOKED) == 1
+    assert AuditEvent.Kind.SESSIONS_ENDED in kinds
+    assert revocations == [(account.pk, "invalid_grant on refresh")]
+    account.refresh_from_db()
+    assert account.consent_withdrawn_at is not None
+
+    userinfo_calls = len(fakeop.requests_to("userinfo"))
+    if server_side(session_engine):
+        # Ended on the server at once: the phone's very next request shows the page.
+        response = phone.get("/ftauth/account/")
+    else:
+        # A signed cookie cannot be deleted: the phone still looks signed in until
+        # its own next check, which then needs no call to France Travail.
+        assert signed_in(phone)
+        age_session(phone)
+        response = phone.get("/ftauth/account/")
+    assert response.status_code == 302 and response["Location"] == WITHDRAWN_PAGE
+    assert not signed_in(phone)
+    assert len(fakeop.requests_to("userinfo")) == userinfo_calls
+    assert revocations == [(account.pk, "invalid_grant on refresh")]
+
+
+# --- detection rules --------------------------------------------------------------------------
+
+
+def test_valid_consent_is_confirmed_with_userinfo(fakeop):
+    account = linked_with_tokens(fakeop)
+    assert consent.check_consent(account) is ConsentCheck.VALID
+    assert len(fakeop.requests_to("userinfo")) == 1
+    assert not fakeop.refresh_requests()
+    account.refresh_from_db()
+    assert account.consent_checked_at is not None
+
+
+def test_a_single_401_is_not_a_withdrawal_when_the_refresh_works(fakeop, revocations):
+    account = linked_with_tokens(fakeop)
+    fakeop.fail_next("userinfo", 401)
+    assert consent.check_consent(account) is ConsentCheck.VALID
+    assert len(fakeop.refresh_requests()) == 1
+    assert TokenSet.objects.filter(account=account).exists()
+    assert revocations == []
+
+
+def test_401_then_invalid_grant_is_a_withdrawal(fakeop, revocations):
+    account = linked_with_tokens(fakeop)
+    fakeop.withdraw(account.sub)
+    assert consent.check_consent(account) is ConsentCheck.WITHDRAWN
+    assert len(fakeop.refresh_requests()) == 1
+    assert not TokenSet.objects.filter(account=account).exists()
+    assert revocations == [(account.pk, "invalid_grant on refresh")]
+
+
+def test_a_second_401_with_a_fresh_token_is_a_withdrawal(fakeop, revocations):
+    account = linked_with_tokens(fakeop)
+    fakeop.fail_next("userinfo", 401)
+    fakeop.fail_next("userinfo", 401)
+    assert consent.check_consent(account) is ConsentCheck.WITHDRAWN
+    assert len(fakeop.refresh_requests()) == 1
+    assert revocations == [(account.pk, "userinfo refused a freshly refreshed token")]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(500, {}), (502, {}), (503, {}), (429, {"Retry-After": "3"})],
+    ids=["500", "502", "503", "429"],
+)
+def test_transient_userinfo_failures_are_not_withdrawals(fakeop, revocations, status, headers):
+    account = linked_with_tokens(fakeop)
+    fakeop.fail_next("userinfo", status, headers)
+    assert consent.check_consent(account) is ConsentCheck.UNKNOWN
+    account.refresh_from_db()
+    assert account.consent_withdrawn_at is None
+    assert TokenSet.objects.filter(account=account).exists()
+    assert revocations == []
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_transient_refresh_failures_after_a_401_are_not_withdrawals(fakeop, revocations, status):
+    account = linked_with_tokens(fakeop)
+    fakeop.fail_next("userinfo", 401)
+    fakeop.fail_next("token", status, {"Retry-After": "2"} if status == 429 else {})
+    assert consent.check_consent(account) is ConsentCheck.UNKNOWN
+    assert TokenSet.objects.filter(account=account).exists()
+    assert revocations == []
+
+
+def test_a_timeout_is_not_a_withdrawal(fakeop, settings, revocations):
+    settings.FTAUTH = {**settings.FTAUTH, "HTTP_READ_TIMEOUT": 0.3}
+    account = linked_with_tokens(fakeop)
+    fakeop.userinfo_delay = 1.0
+    assert consent.check_consent(account) is ConsentCheck.UNKNOWN
+    assert TokenSet.objects.filter(account=account).exists()
+    assert revocations == []
+
+
+def test_realm_without_userinfo_is_checked_with_a_refresh(fakeop, revocations):
+    account = linked_with_tokens(fakeop, "partenaire")
+    assert consent.check_consent(account) is ConsentCheck.VALID
+    assert len(fakeop.refresh_requests()) == 1 and not fakeop.requests_to("userinfo")
+    fakeop.withdraw(account.sub)
+    assert consent.check_consent(account) is ConsentCheck.WITHDRAWN
+    assert revocations == [(account.pk, "invalid_grant on refresh")]
+
+
+def test_no_tokens_is_not_a_withdrawal(fakeop, revocations):
+    account = linked_with_tokens(fakeop)
+    vault.forget_tokens(account)
+    assert consent.check_consent(account) is ConsentCheck.NO_TOKENS
+    account.refresh_from_db()
+    assert account.consent_withdrawn_at is None
+
+
+# --- acting on a withdrawal -------------------------------------------------------------------
+
+
+def test_withdraw_twice_signals_and_audits_once(fakeop, revocations):
+    account = linked_with_tokens(fakeop)
+    assert consent.withdraw(account, "admin") is True
+    assert consent.withdraw(account, "admin") is False
+    assert revocations == [(account.pk, "admin")]
+    assert (
+        AuditEvent.objects.filter(account=account, kind=AuditEvent.Kind.CONSENT_REVOKED).count()
+        == 1
+    )
+
+
+def test_a_failing_receiver_does_not_stop_the_withdrawal(fakeop, revocations):
+    def broken(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    consent_revoked.connect(broken)
+    try:
+        account = linked_with_tokens(fakeop)
+        assert consent.withdraw(account, "admin") is True
+    finally:
+        consent_revoked.disconnect(broken)
+    assert revocations == [(account.pk, "admin")]
+    assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is not None
+
+
+def test_using_a_withdrawn_token_is_detected_on_use(fakeop, revocations):
+    """get_access_token refreshes an expiring token: invalid_grant there is a withdrawal."""
+    account = linked_with_tokens(fakeop)
+    TokenSet.objects.filter(account=account).update(expires_at="2000-01-01T00:00:00Z")
+    fakeop.withdraw(account.sub)
+    with pytest.raises(consent.ConsentWithdrawn):
+        vault.get_access_token(account.user, "individu")
+    assert revocations == [(account.pk, "invalid_grant on refresh")]
