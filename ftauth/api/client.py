@@ -1,0 +1,227 @@
+"""The API client: paths under ``{API_URL}/partenaire/``, JSON in and out, typed errors.
+
+France Travail's APIs live at ``https://api.francetravail.io/partenaire/{api}/
+{version}/{resource}``; the API name and version are part of the path a
+caller writes (``offresdemploi/v2/offres/search``), so moving to a new version
+is one string. Where the bearer token comes from is the :class:`Credentials`'
+business: an application token, or a user's consented token.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+
+from ftauth.core.errors import ApiError, InvalidResponse, QuotaExceeded, TransportError
+from ftauth.core.http import HttpClient, parse_retry_after
+
+from .quota import RateLimiter, RateLimitHeaders
+
+logger = logging.getLogger("ftauth.api")
+
+# Unreserved characters and the sub-delimiters an API path may need. No "%":
+# an encoded "." or "/" could climb out of the API named in the first segment;
+# anything else belongs in ``params``, which are encoded properly.
+PATH_RE = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+(?:/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*/?")
+# A 429 without Retry-After: France Travail's quota is counted per second.
+DEFAULT_RETRY_AFTER = 1.0
+ERROR_BODY_LIMIT = 2000
+
+
+class Credentials(Protocol):
+    """Where bearer tokens come from, and what a 401 means for them."""
+
+    def token(self) -> str:
+        """A token believed valid."""
+        ...
+
+    def renew(self, rejected: str) -> str:
+        """A new token after an API refused ``rejected`` (401); may raise."""
+        ...
+
+    def refused_again(self, response: requests.Response) -> Exception:
+        """The error for a 401 on the renewed token."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """An API's answer: the decoded JSON (``None`` for an empty body) and its metadata."""
+
+    status: int
+    data: Any
+    headers: Mapping[str, str] = field(repr=False)
+    rate_limit: RateLimitHeaders | None = None
+
+
+def api_name(path: str) -> str:
+    """The API a path belongs to (its first segment): the unit of the quota."""
+    return path.split("/", 1)[0]
+
+
+def check_path(path: str) -> str:
+    """Refuse anything but a plain relative path under ``/partenaire/``."""
+    segments = path.rstrip("/").split("/")
+    if not PATH_RE.fullmatch(path) or any(s in {".", ".."} for s in segments):
+        raise ValueError(
+            "API paths are relative to {API_URL}/partenaire/, e.g. "
+            "'offresdemploi/v2/offres/search'; query parameters go in params="
+        )
+    return path
+
+
+class ApiClient:
+    """Calls France Travail APIs with one set of credentials, paced by the shared quota."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        api_url: str,
+        http: HttpClient,
+        limiter: RateLimiter,
+        max_retries: int,
+        retry_after_cap: float,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[float], float] | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.base_url = f"{api_url.rstrip('/')}/partenaire/"
+        self.http = http
+        self.limiter = limiter
+        self.max_retries = max_retries
+        self.retry_after_cap = retry_after_cap
+        self.sleep = sleep
+        self.jitter = jitter or _default_jitter
+
+    def __repr__(self) -> str:
+        return f"<ApiClient {self.base_url}>"
+
+    def get(self, path: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        return self.request("GET", path, params=params, **kwargs).data
+
+    def post(self, path: str, *, json: Any = None, **kwargs: Any) -> Any:
+        return self.request("POST", path, json=json, **kwargs).data
+
+    def put(self, path: str, *, json: Any = None, **kwargs: Any) -> Any:
+        return self.request("PUT", path, json=json, **kwargs).data
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs).data
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ApiResponse:
+        """Call ``{API_URL}/partenaire/{path}``; return the answer or raise a typed error.
+
+        Raises :class:`QuotaExceeded` (still 429 after the retries, or no turn
+        within ``API_MAX_WAIT``), :class:`ApiError` (any other 4xx, or a 401
+        that a new token does not cure), :class:`TransportError` (no answer,
+        5xx), :class:`InvalidResponse` (a success without JSON), and what the
+        credentials raise (``ConsentWithdrawn`` for a user's token).
+        """
+        url = self.base_url + check_path(path)
+        api = api_name(path)
+        if headers and any(name.lower() == "authorization" for name in headers):
+            raise ValueError("the Authorization header is ftauth's to set")
+        token = self.credentials.token()
+        response = self._send(method, url, api, token, params, json, headers)
+        if response.status_code == 401:
+            logger.info("%s refused the access token (401); renewing it once", api)
+            token = self.credentials.renew(token)
+            response = self._send(method, url, api, token, params, json, headers)
+            if response.status_code == 401:
+                raise self.credentials.refused_again(response)
+        return self._result(response, api)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        api: str,
+        token: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> requests.Response:
+        """One call, paced, with 429 answers honoured and retried a bounded number of times."""
+        outgoing = {**(headers or {}), "Accept": "application/json"}
+        outgoing["Authorization"] = f"Bearer {token}"
+        retries = 0
+        while True:
+            self.limiter.acquire(api)
+            response = self.http.request(method, url, params=params, json=json, headers=outgoing)
+            rate_limit = RateLimitHeaders.from_headers(response.headers)
+            self.limiter.note_headers(api, rate_limit)
+            if response.status_code != 429:
+                return response
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
+            if retries >= self.max_retries or wait > self.retry_after_cap:
+                # Waiting less than Retry-After would only earn another 429:
+                # past the cap, the caller is told when to come back instead.
+                logger.warning(
+                    "%s quota exceeded: giving up after %d retries (Retry-After %g s)",
+                    api,
+                    retries,
+                    wait,
+                )
+                raise QuotaExceeded(f"quota of {api} exceeded", retry_after=wait)
+            delay = wait + self.jitter(wait)
+            # Every process backs off, not only this one.
+            self.limiter.pause(api, delay)
+            logger.info(
+                "%s quota exceeded (429): retry %d/%d in %.2f s",
+                api,
+                retries + 1,
+                self.max_retries,
+                delay,
+            )
+            self.sleep(delay)
+            retries += 1
+
+    def _result(self, response: requests.Response, api: str) -> ApiResponse:
+        status = response.status_code
+        if status >= 500:
+            raise TransportError(f"{api} answered {status}", status=status)
+        if not 200 <= status < 300:
+            raise ApiError(status, error_body(response))
+        data = None
+        if status != 204 and response.content:
+            try:
+                data = response.json()
+            except ValueError:
+                raise InvalidResponse(f"{api} answered {status} without JSON") from None
+        return ApiResponse(
+            status=status,
+            data=data,
+            headers=response.headers,
+            rate_limit=RateLimitHeaders.from_headers(response.headers),
+        )
+
+
+def error_body(response: requests.Response) -> Any:
+    """An error answer's body for :class:`ApiError`: JSON if it is, else bounded text."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:ERROR_BODY_LIMIT]
+
+
+def _default_jitter(wait: float) -> float:
+    # Spreads the retries of processes that got their 429 at the same moment;
+    # only ever added, so Retry-After is always honoured in full.
+    return random.uniform(0, min(1.0, 0.1 * wait + 0.05))  # noqa: S311 - not for security

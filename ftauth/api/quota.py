@@ -1,0 +1,252 @@
+"""Staying under France Travail's per-application quota, across every process.
+
+France Travail allows each application a number of calls per second per API
+(4/s for Offres d'emploi) and answers 429 with ``Retry-After`` past it; it asks
+clients to honour that header and to sequence their calls. Several web
+processes share one quota, so the pacing lives in Django's cache (Redis in
+production): it must be shared, and atomic where it counts.
+
+Pacing: time is cut into slots of ``1 / rate`` seconds and every call first
+reserves a slot of its own with ``cache.add`` (``SET NX`` on Redis: exactly one
+process wins a given slot), then sleeps until the slot starts. Calls are thus
+spaced by at least one interval, whatever the quota algorithm on the other
+side (token bucket, fixed or sliding window). Only slots that start now or
+later are ever reserved, so a call never goes out closer than one interval to
+the one before. A shared hint (the last slot reserved) lets a caller skip the
+slots already taken instead of probing them one by one; it is only a hint and
+correctness never depends on it. A caller that would wait longer than
+``API_MAX_WAIT`` gives up with :class:`QuotaExceeded` before reserving
+anything, so it takes no slot from the others.
+
+A 429 pauses the shared schedule until ``Retry-After`` has passed (plus
+jitter), so the other processes back off too, not just the caller that got it.
+
+All times are wall-clock seconds (``time.time``) because they are compared
+between processes; servers sharing a cache must keep their clocks in sync
+(NTP). ``clock`` and ``sleep`` are injected so tests can run on a fake clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ftauth.core.errors import QuotaExceeded, TransportError
+
+logger = logging.getLogger("ftauth.api")
+
+# A slot key lives this long after its slot started: long enough that no
+# caller still probes it (callers only probe slots starting now or later),
+# with room for clocks a little out of step between servers.
+SLOT_GRACE = 5
+# Probes between two readings of the shared hint.
+PROBES_PER_HINT = 8
+
+# (namespace, api) pairs already warned about, so the warning is logged once.
+_warned_rates: set[tuple[str, str]] = set()
+
+
+class SharedCacheUnavailable(TransportError):
+    """The cache that processes share (Redis in production) did not answer."""
+
+
+def shared_cache_call(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a cache operation; a backend failure becomes a typed, transient error.
+
+    Backends raise their own exceptions (redis, pymemcache, database errors);
+    without the shared cache neither the quota nor the shared token can be
+    kept, so the call fails cleanly rather than overrunning the quota.
+    """
+    try:
+        return operation(*args, **kwargs)
+    except Exception as exc:
+        raise SharedCacheUnavailable(
+            f"the cache shared by ftauth's processes failed: {type(exc).__name__}"
+        ) from None
+
+
+def namespace_for(client_id: str) -> str:
+    """Cache key prefix of one application: the quota is per application (client id)."""
+    digest = hashlib.sha256(client_id.encode()).hexdigest()[:16]
+    return f"ftauth:quota:{digest}"
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """What France Travail's ``X-Ratelimit-*`` headers say about the quota.
+
+    France Travail's gateway suffixes the names with the limiter's name, e.g.
+    ``X-Ratelimit-Remaining-Clientidlimiter``; when several limiters answer,
+    the tightest one is kept.
+    """
+
+    remaining: int | None = None
+    burst_capacity: int | None = None
+    replenish_rate: float | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitHeaders | None:
+        remaining: list[int] = []
+        burst: list[int] = []
+        replenish: list[float] = []
+        for name, value in headers.items():
+            lowered = name.lower()
+            if not lowered.startswith("x-ratelimit-"):
+                continue
+            number = _number(value)
+            if number is None:
+                continue
+            if lowered.startswith("x-ratelimit-remaining"):
+                remaining.append(int(number))
+            elif lowered.startswith("x-ratelimit-burst-capacity"):
+                burst.append(int(number))
+            elif lowered.startswith("x-ratelimit-replenish-rate"):
+                replenish.append(number)
+        if not (remaining or burst or replenish):
+            return None
+        return cls(
+            remaining=min(remaining) if remaining else None,
+            burst_capacity=min(burst) if burst else None,
+            replenish_rate=min(replenish) if replenish else None,
+        )
+
+
+def _number(value: str) -> float | None:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+class RateLimiter:
+    """Spaces the calls of every process of one application, per API."""
+
+    def __init__(
+        self,
+        cache: Any,
+        *,
+        namespace: str,
+        rates: Mapping[str, float],
+        default_rate: float,
+        max_wait: float,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cache = cache
+        self.namespace = namespace
+        self.rates = rates
+        self.default_rate = default_rate
+        self.max_wait = max_wait
+        self.clock = clock
+        self.sleep = sleep
+
+    def rate(self, api: str) -> float:
+        return float(self.rates.get(api, self.default_rate))
+
+    def interval(self, api: str) -> float:
+        """Seconds between two calls to ``api``; 0 when the rate is not limited."""
+        rate = self.rate(api)
+        return 1.0 / rate if rate > 0 else 0.0
+
+    def _key(self, api: str, name: str) -> str:
+        return f"{self.namespace}:{api}:{name}"
+
+    def acquire(self, api: str) -> float:
+        """Wait for this process's turn to call ``api``; return the seconds waited.
+
+        Raises :class:`QuotaExceeded` when the turn is more than ``max_wait``
+        away, without taking it.
+        """
+        interval = self.interval(api)
+        if interval <= 0:
+            return 0.0
+        started = self.clock()
+        deadline = started + self.max_wait
+        while True:
+            slot = self._reserve(api, interval, deadline)
+            if slot is None:
+                raise QuotaExceeded(
+                    f"no call to {api} possible within {self.max_wait:g} s",
+                    retry_after=self.max_wait,
+                )
+            delay = slot * interval - self.clock()
+            if delay > 0:
+                self.sleep(delay)
+            # A 429 seen by another process while this one slept pauses everyone:
+            # a slot inside the pause is given up, a later one looked for.
+            paused_until = self._paused_until(api)
+            if paused_until is None or paused_until <= self.clock():
+                return self.clock() - started
+
+    def _reserve(self, api: str, interval: float, deadline: float) -> int | None:
+        now = self.clock()
+        first = math.ceil(now / interval)
+        paused_until = self._paused_until(api)
+        if paused_until is not None:
+            first = max(first, math.ceil(paused_until / interval))
+        last = math.floor(deadline / interval)
+        hint_key = self._key(api, "last")
+        slot = first
+        probes = 0
+        while slot <= last:
+            if probes % PROBES_PER_HINT == 0:
+                hint = shared_cache_call(self.cache.get, hint_key)
+                if isinstance(hint, int) and hint >= slot:
+                    slot = hint + 1
+                    if slot > last:
+                        break
+            # The key outlives its slot by SLOT_GRACE, so nobody can take the
+            # same slot again after the key is gone.
+            ttl = math.ceil(slot * interval - now) + SLOT_GRACE
+            if shared_cache_call(self.cache.add, self._key(api, f"slot:{slot}"), 1, ttl):
+                shared_cache_call(self.cache.set, hint_key, slot, ttl)
+                return slot
+            slot += 1
+            probes += 1
+        return None
+
+    def _paused_until(self, api: str) -> float | None:
+        value = shared_cache_call(self.cache.get, self._key(api, "pause"))
+        return float(value) if isinstance(value, int | float) else None
+
+    def pause(self, api: str, seconds: float) -> float:
+        """No call to ``api`` from any process before ``seconds`` from now.
+
+        The pause only ever grows: a shorter one does not cut a longer one
+        short. (Read then write is not atomic; two pauses set at once keep one
+        of the two, and the 429 handling of the next call covers the rest.)
+        """
+        until = self.clock() + max(0.0, seconds)
+        key = self._key(api, "pause")
+        current = self._paused_until(api)
+        if current is None or current < until:
+            shared_cache_call(self.cache.set, key, until, math.ceil(seconds) + SLOT_GRACE)
+        return until
+
+    def note_headers(self, api: str, rate_limit: RateLimitHeaders | None) -> None:
+        """Act on the ``X-Ratelimit-*`` headers of an answer.
+
+        No call left in the bucket: hold the next call for one interval, even if
+        its slot came sooner (another process's late call may have used it).
+        """
+        if rate_limit is None:
+            return
+        if rate_limit.remaining == 0:
+            self.pause(api, self.interval(api))
+        lower = rate_limit.replenish_rate and rate_limit.replenish_rate < self.rate(api)
+        if lower and (self.namespace, api) not in _warned_rates:
+            _warned_rates.add((self.namespace, api))
+            logger.warning(
+                "France Travail allows %g calls/s to %s, fewer than the %g configured: "
+                "lower FTAUTH['API_RATE_LIMITS'][%r]",
+                rate_limit.replenish_rate,
+                api,
+                self.rate(api),
+                api,
+            )

@@ -1,0 +1,181 @@
+"""Pacing calls under the per-application quota, shared through Django's cache."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+
+from ftauth.api.quota import RateLimiter, RateLimitHeaders, namespace_for
+from ftauth.core.errors import QuotaExceeded
+
+from .conftest import FakeClock
+
+
+def limiter(cache, clock, *, rate=4.0, max_wait=10.0, namespace=None, sleep=None, rates=None):
+    return RateLimiter(
+        cache,
+        namespace=namespace or namespace_for("client-a"),
+        rates=rates or {},
+        default_rate=rate,
+        max_wait=max_wait,
+        clock=clock,
+        sleep=sleep or clock.sleep,
+    )
+
+
+def test_calls_are_spaced_by_one_interval(shared_cache, clock):
+    clock.advance(0.1)  # not on a slot boundary
+    pacer = limiter(shared_cache, clock, rate=4)
+    times = []
+    for _ in range(8):
+        pacer.acquire("offresdemploi")
+        times.append(clock())
+    gaps = [round(b - a, 9) for a, b in itertools.pairwise(times)]
+    assert gaps == [0.25] * 7
+    # The first call waited for the next slot boundary, never sooner.
+    assert times[0] == pytest.approx(1_700_000_000.25)
+
+
+def test_processes_sharing_the_cache_share_the_schedule(shared_cache, clock):
+    """Two limiters (two processes) on one cache never get the same slot."""
+    frozen = FakeClock(clock.now)
+    waits: list[float] = []
+    first = limiter(shared_cache, frozen, sleep=waits.append)
+    second = limiter(shared_cache, frozen, sleep=waits.append)
+    for _ in range(4):
+        first.acquire("offresdemploi")
+        second.acquire("offresdemploi")
+    assert sorted(waits) == pytest.approx([0.25 * i for i in range(1, 8)])
+
+
+def test_reservations_are_atomic_under_concurrency(shared_cache, clock):
+    frozen = FakeClock(clock.now)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def record(seconds: float) -> None:
+        with lock:
+            waits.append(round(seconds, 6))
+
+    def caller() -> None:
+        limiter(shared_cache, frozen, rate=100, max_wait=10, sleep=record).acquire("api")
+
+    threads = [threading.Thread(target=caller) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Forty callers, forty different slots (the first starts now: no sleep).
+    assert len(set(waits)) == len(waits) >= 39
+
+
+def test_gives_up_after_max_wait_without_taking_a_slot(shared_cache, clock):
+    frozen = FakeClock(clock.now)  # on a slot boundary: the first slot starts now
+    waits: list[float] = []
+    busy = limiter(shared_cache, frozen, rate=4, max_wait=1.0, sleep=waits.append)
+    for _ in range(5):  # slots 0, 0.25, 0.5, 0.75 and 1.0 s from now
+        busy.acquire("offresdemploi")
+    with pytest.raises(QuotaExceeded) as caught:
+        busy.acquire("offresdemploi")
+    assert caught.value.retry_after == 1.0
+    # Nothing was reserved by the refused call: the next slot is still free.
+    patient = limiter(shared_cache, frozen, rate=4, max_wait=2.0, sleep=waits.append)
+    patient.acquire("offresdemploi")
+    assert waits[-1] == pytest.approx(1.25)
+
+
+def test_apis_have_their_own_quota(shared_cache, clock):
+    frozen = FakeClock(clock.now)
+    waits: list[float] = []
+    pacer = limiter(shared_cache, frozen, rates={"fast": 100.0}, sleep=waits.append)
+    pacer.acquire("offresdemploi")
+    pacer.acquire("offresdemploi")
+    assert waits == pytest.approx([0.25])
+    pacer.acquire("peconnect-individu")  # its own schedule: no wait
+    pacer.acquire("fast")
+    pacer.acquire("fast")
+    assert waits == pytest.approx([0.25, 0.01])
+
+
+def test_applications_have_their_own_quota(shared_cache, clock):
+    frozen = FakeClock(clock.now)
+    waits: list[float] = []
+    limiter(shared_cache, frozen, sleep=waits.append).acquire("offresdemploi")
+    other = limiter(shared_cache, frozen, sleep=waits.append, namespace=namespace_for("client-b"))
+    other.acquire("offresdemploi")
+    assert waits == []
+    other.acquire("offresdemploi")
+    assert waits == pytest.approx([0.25])
+
+
+def test_a_pause_holds_every_process(shared_cache, clock):
+    first = limiter(shared_cache, clock)
+    second = limiter(shared_cache, clock)
+    start = clock()
+    first.pause("offresdemploi", 2.0)
+    second.acquire("offresdemploi")
+    assert clock() - start == pytest.approx(2.0)
+
+
+def test_a_pause_never_shortens_a_longer_one(shared_cache, clock):
+    pacer = limiter(shared_cache, clock)
+    start = clock()
+    pacer.pause("offresdemploi", 3.0)
+    pacer.pause("offresdemploi", 1.0)
+    pacer.acquire("offresdemploi")
+    assert clock() - start == pytest.approx(3.0)
+
+
+def test_a_slot_inside_a_pause_decided_while_sleeping_is_given_up(shared_cache, clock):
+    other_process = limiter(shared_cache, clock)
+    paused = []
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if not paused:  # another process gets a 429 while this one waits for its slot
+            paused.append(other_process.pause("offresdemploi", 1.0))
+
+    clock.advance(0.1)  # between two slots: the call has to sleep
+    pacer = limiter(shared_cache, clock, sleep=sleep)
+    pacer.acquire("offresdemploi")
+    assert paused and clock() >= paused[0]
+
+
+def test_no_calls_left_holds_the_next_call_for_one_interval(shared_cache, clock):
+    pacer = limiter(shared_cache, clock)
+    pacer.acquire("offresdemploi")
+    done = clock()
+    pacer.note_headers("offresdemploi", RateLimitHeaders(remaining=0, burst_capacity=4))
+    pacer.acquire("offresdemploi")
+    assert clock() - done >= 0.25
+
+
+def test_zero_rate_means_unlimited(shared_cache, clock):
+    pacer = limiter(shared_cache, clock, rate=0)
+    for _ in range(10):
+        assert pacer.acquire("x") == 0.0
+    assert clock.sleeps == []
+
+
+def test_rate_limit_headers_are_read():
+    headers = {
+        "X-Ratelimit-Burst-Capacity-Clientidlimiter": "4",
+        "X-Ratelimit-Remaining-Clientidlimiter": "2",
+        "X-Ratelimit-Replenish-Rate-Clientidlimiter": "4",
+        "X-Ratelimit-Remaining-Apilimiter": "90",
+        "Content-Type": "application/json",
+    }
+    parsed = RateLimitHeaders.from_headers(headers)
+    assert parsed == RateLimitHeaders(remaining=2, burst_capacity=4, replenish_rate=4.0)
+    assert RateLimitHeaders.from_headers({"Content-Type": "text/plain"}) is None
+    assert RateLimitHeaders.from_headers({"X-Ratelimit-Remaining-X": "soon"}) is None
+
+
+def test_lower_rate_reported_by_france_travail_is_logged_once(locmem_cache, clock, caplog):
+    pacer = limiter(locmem_cache, clock, rate=10, namespace=namespace_for("client-log"))
+    for _ in range(3):
+        pacer.note_headers("offresdemploi", RateLimitHeaders(remaining=3, replenish_rate=4))
+    warnings = [r for r in caplog.records if "API_RATE_LIMITS" in r.getMessage()]
+    assert len(warnings) == 1
