@@ -32,6 +32,8 @@ class FakeFranceTravail(StubServer):
         # Scripted API answers, consumed first; then a normal answer.
         self.api_script: list[Reply] = []
         self.api_handler: Callable[[Received], Reply] | None = None
+        # Users' refresh tokens still honoured (refresh_token grant, any realm).
+        self.refresh_tokens: set[str] = set()
         self._token_lock = threading.Lock()
         super().__init__(self._respond)
 
@@ -43,8 +45,6 @@ class FakeFranceTravail(StubServer):
     def _token(self, request: Received) -> Reply:
         with self._token_lock:
             self.token_requests.append(request)
-        if request.query.get("realm") != ["/partenaire"]:
-            return json_reply({"error": "invalid_request"}, 400)
         form = {k: v[0] for k, v in request.form().items()}
         if self.token_delay:
             time.sleep(self.token_delay)
@@ -53,6 +53,10 @@ class FakeFranceTravail(StubServer):
             self.client_secret,
         ):
             return json_reply({"error": "invalid_client", "error_description": "bad"}, 401)
+        if form.get("grant_type") == "refresh_token":
+            return self._refresh(form.get("refresh_token", ""))
+        if request.query.get("realm") != ["/partenaire"]:
+            return json_reply({"error": "invalid_request"}, 400)
         scopes = set(form.get("scope", "").split())
         if not scopes or not scopes <= self.granted_scopes:
             return json_reply({"error": "invalid_scope"}, 400)
@@ -68,6 +72,29 @@ class FakeFranceTravail(StubServer):
                 "scope": " ".join(sorted(scopes)),
             }
         )
+
+    def _refresh(self, refresh_token: str) -> Reply:
+        with self._token_lock:
+            if refresh_token not in self.refresh_tokens:
+                return json_reply({"error": "invalid_grant"}, 400)
+            self.refresh_tokens.discard(refresh_token)  # rotated, as ForgeRock does
+            access, refresh = self.user_tokens()
+        return json_reply(
+            {
+                "access_token": access,
+                "refresh_token": refresh,
+                "token_type": "Bearer",
+                "expires_in": self.expires_in,
+            }
+        )
+
+    def user_tokens(self) -> tuple[str, str]:
+        """A user's access and refresh tokens, as a sign-in would have given them."""
+        access, refresh = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        self.issued.append(access)
+        self.valid.add(access)
+        self.refresh_tokens.add(refresh)
+        return access, refresh
 
     def _api(self, request: Received) -> Reply:
         with self._token_lock:
