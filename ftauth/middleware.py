@@ -73,12 +73,15 @@ class ConsentMiddleware:
 
     def check(self, request: HttpRequest, marker: dict, interval: int) -> str | None:
         """Check the session's account; why it ended, or ``None`` if it goes on."""
+        account_id, sid = marker.get("account"), marker.get("sid")
+        if not isinstance(account_id, int) or not isinstance(sid, str):
+            return ENDED_SIGNED_OUT  # not a marker ftauth wrote: trust nothing in it
         try:
             account = (
-                LinkedAccount.objects.filter(pk=marker.get("account"))
+                LinkedAccount.objects.filter(pk=account_id)
                 .annotate(
                     registered=Exists(
-                        AccountSession.objects.filter(account=OuterRef("pk"), sid=marker.get("sid"))
+                        AccountSession.objects.filter(account=OuterRef("pk"), sid=sid)
                     )
                 )
                 .first()
@@ -100,7 +103,7 @@ class ConsentMiddleware:
         follow_session_key(request)
         # A transient failure (UNKNOWN) also waits for the next interval: asking
         # again on every request would hammer a server that is already in trouble.
-        request.session[SESSION_KEY] = {**marker, "checked_at": time.time()}
+        request.session[SESSION_KEY] = {**request.session[SESSION_KEY], "checked_at": time.time()}
         return None
 
     def ended(self, request: HttpRequest, reason: str) -> HttpResponse:

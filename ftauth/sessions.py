@@ -20,6 +20,7 @@ ftauth end every session of an account, on every device:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import secrets
 import time
@@ -99,6 +100,7 @@ def register_session(request: HttpRequest, account: LinkedAccount, op_sid: str |
         "sid": sid,
         "generation": generation,
         "checked_at": time.time(),
+        "key": _key_digest(session.session_key) if server_side and session.session_key else "",
     }
 
 
@@ -109,16 +111,30 @@ def forget_session(request: HttpRequest) -> None:
         AccountSession.objects.filter(sid=marker["sid"]).delete()
 
 
+def _key_digest(session_key: str) -> str:
+    # Only to notice that the key changed, without a query: not a secret.
+    return hashlib.sha256(session_key.encode()).hexdigest()[:16]
+
+
 def follow_session_key(request: HttpRequest) -> None:
-    """Keep the registry row in step when the session key changes (a later login)."""
+    """Keep the registry row in step when the session key changes.
+
+    ``login()`` and ``update_session_auth_hash()`` cycle the key; a row with a
+    stale key could not end the session server-side.
+    """
     marker = session_marker(request)
     if not marker or not isinstance(marker.get("sid"), str):
         return
-    if not is_server_side(settings.SESSION_ENGINE) or not request.session.session_key:
+    session_key = request.session.session_key
+    if not session_key or not is_server_side(settings.SESSION_ENGINE):
+        return
+    digest = _key_digest(session_key)
+    if marker.get("key") == digest:
         return
     AccountSession.objects.filter(sid=marker["sid"]).update(
-        session_key_ciphertext=crypto.encrypt(request.session.session_key)
+        session_key_ciphertext=crypto.encrypt(session_key)
     )
+    request.session[SESSION_KEY] = {**marker, "key": digest}
 
 
 def _tombstone(row: AccountSession, reason: str) -> None:

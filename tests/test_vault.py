@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from cryptography.fernet import Fernet
+from django.db import connection, connections
 from django.utils import timezone
 
 from ftauth import crypto, vault
-from ftauth.models import TokenSet
-from tests.lifecycle import ACCESS, IDTOKEN, REFRESH, make_account, store_tokens, token_response
+from ftauth.core.errors import QuotaExceeded, TokenValidationError
+from ftauth.models import AuditEvent, TokenSet
+from ftauth.vault import status_of
+from tests.lifecycle import (
+    ACCESS,
+    IDTOKEN,
+    REFRESH,
+    linked_with_tokens,
+    make_account,
+    store_tokens,
+    token_response,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +136,150 @@ def test_no_token_in_repr():
     token_set = vault.save_tokens(account, response, {})
     for text in (repr(token_set), str(token_set), repr(response), repr(account)):
         assert "plaintext" not in text
+
+
+# --- fresh tokens: refresh shortly before expiry, once, validated -----------------------------
+
+
+def expire_soon(account, seconds: int = 10) -> None:
+    """Move the access token into the refresh margin (60 s by default)."""
+    TokenSet.objects.filter(account=account).update(
+        expires_at=timezone.now() + timedelta(seconds=seconds)
+    )
+
+
+def test_fresh_token_is_returned_without_a_request(fakeop):
+    account = linked_with_tokens(fakeop)
+    token = vault.get_access_token(account.user, "individu")
+    assert token in fakeop.grant_of(account.sub).access_tokens
+    assert not fakeop.refresh_requests()
+
+
+def test_token_in_the_refresh_margin_is_refreshed(fakeop):
+    account = linked_with_tokens(fakeop)
+    old_refresh = fakeop.grant_of(account.sub).refresh_token
+    expire_soon(account)
+    token = vault.get_access_token(account.user, "individu")
+    grant = fakeop.grant_of(account.sub)
+    assert len(fakeop.refresh_requests()) == 1
+    assert fakeop.refresh_requests()[0]["form"]["refresh_token"] == [old_refresh]
+    assert token in grant.access_tokens
+    token_set = TokenSet.objects.get(account=account)
+    # Refresh token rotation: the new one is kept, the old one is void at the server.
+    assert crypto.decrypt(token_set.refresh_token_ciphertext) == grant.refresh_token
+    assert token_set.refreshed_at is not None
+    assert status_of(token_set) is vault.TokenStatus.VALID
+    assert AuditEvent.objects.filter(account=account, kind="tokens_refreshed").count() == 1
+    # And the new token is used as is afterwards.
+    assert vault.get_access_token(account.user, "individu") == token
+    assert len(fakeop.refresh_requests()) == 1
+
+
+def test_refreshed_id_token_with_another_sub_is_refused(fakeop):
+    account = linked_with_tokens(fakeop)
+    before = TokenSet.objects.get(account=account)
+    fakeop.refreshed_claims = {"sub": "someone-else"}
+    expire_soon(account)
+    with pytest.raises(TokenValidationError) as excinfo:
+        vault.get_access_token(account.user, "individu")
+    assert excinfo.value.rule == "refresh_sub"
+    after = TokenSet.objects.get(account=account)
+    assert after.access_token_ciphertext == before.access_token_ciphertext
+
+
+def test_refreshed_id_token_with_another_audience_is_refused(fakeop):
+    account = linked_with_tokens(fakeop)
+    fakeop.refreshed_claims = {"aud": ["ftauth-tests", "another-client"], "azp": "ftauth-tests"}
+    expire_soon(account)
+    with pytest.raises(TokenValidationError) as excinfo:
+        vault.get_access_token(account.user, "individu")
+    assert excinfo.value.rule == "refresh_aud"
+
+
+def test_refreshed_id_token_is_signature_checked(fakeop):
+    account = linked_with_tokens(fakeop)
+    fakeop.refreshed_claims = {"iss": "https://elsewhere.example/"}
+    expire_soon(account)
+    with pytest.raises(TokenValidationError):
+        vault.get_access_token(account.user, "individu")
+
+
+def test_refreshed_id_token_is_kept_for_the_logout_hint(fakeop):
+    account = linked_with_tokens(fakeop)
+    expire_soon(account)
+    vault.get_access_token(account.user, "individu")
+    claims = TokenSet.objects.get(account=account).id_token_claims
+    assert claims["sub"] == account.sub
+    assert vault.get_id_token(account).count(".") == 2
+
+
+def test_transient_failure_in_the_margin_keeps_the_current_token(fakeop):
+    account = linked_with_tokens(fakeop)
+    current = vault.get_access_token(account.user, "individu")
+    expire_soon(account)
+    fakeop.fail_next("token", 503)
+    assert vault.get_access_token(account.user, "individu") == current
+
+
+def test_transient_failure_after_expiry_raises(fakeop):
+    account = linked_with_tokens(fakeop)
+    expire_soon(account, seconds=-5)
+    fakeop.fail_next("token", 429, {"Retry-After": "4"})
+    with pytest.raises(QuotaExceeded) as excinfo:
+        vault.get_access_token(account.user, "individu")
+    assert excinfo.value.retry_after == 4
+    assert TokenSet.objects.filter(account=account).exists()
+
+
+def test_expired_without_refresh_token_needs_a_new_sign_in(fakeop):
+    account = make_account()
+    store_tokens(account, refresh=False, expires_in=-5)
+    with pytest.raises(vault.TokensUnavailable):
+        vault.get_access_token(account.user, "individu")
+
+
+def test_unlinked_realm_has_no_token(fakeop):
+    account = linked_with_tokens(fakeop)
+    with pytest.raises(vault.TokensUnavailable):
+        vault.get_access_token(account.user, "employeur")
+
+
+def test_wrong_key_gives_a_clear_error_and_keeps_the_tokens(fakeop, settings):
+    account = linked_with_tokens(fakeop)
+    settings.FTAUTH = {**settings.FTAUTH, "TOKEN_KEYS": [Fernet.generate_key().decode()]}
+    with pytest.raises(crypto.TokenDecryptionError):
+        vault.get_access_token(account.user, "individu")
+    assert TokenSet.objects.filter(account=account).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_callers_cause_exactly_one_refresh(fakeop):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are tested on PostgreSQL (set DATABASE_URL)")
+    account = linked_with_tokens(fakeop)
+    expire_soon(account)
+    # A slow token endpoint keeps the first refresh in flight while the others arrive.
+    fakeop.token_delay = 0.5
+    callers = 8
+    barrier = threading.Barrier(callers)
+    tokens, errors = [], []
+
+    def caller():
+        try:
+            barrier.wait()
+            tokens.append(vault.get_access_token(account.user, "individu"))
+        except Exception as exc:  # collected and asserted on below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(fakeop.refresh_requests()) == 1
+    assert len(tokens) == callers and len(set(tokens)) == 1
+    assert tokens[0] in fakeop.grant_of(account.sub).access_tokens

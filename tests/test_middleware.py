@@ -1,0 +1,162 @@
+"""ConsentMiddleware: session data only between checks, one check per interval."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from ftauth.models import LinkedAccount
+from ftauth.sessions import SESSION_KEY, end_sessions
+from tests.lifecycle import age_account_check, age_session, server_side, sign_in
+
+pytestmark = pytest.mark.django_db
+
+PAGE = "/ftauth/consent-withdrawn/"  # renders without touching the database
+PROTECTED = "/ftauth/account/"
+
+
+@pytest.fixture(
+    params=[
+        "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.signed_cookies",
+    ],
+    ids=["cache", "signed_cookies"],
+)
+def queryless_sessions(request, settings):
+    """Engines whose session load needs no query, so a request's queries are the middleware's."""
+    settings.SESSION_ENGINE = request.param
+
+
+def test_no_database_query_between_checks(queryless_sessions, fakeop, django_assert_num_queries):
+    client = Client()
+    sign_in(client, fakeop, "sub-between")
+    requests_before = len(fakeop.requests)
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert client.get(PAGE).status_code == 200
+    assert len(fakeop.requests) == requests_before
+
+
+def test_due_session_is_checked_once_then_waits_an_interval(
+    queryless_sessions, fakeop, django_assert_max_num_queries
+):
+    client = Client()
+    account = sign_in(client, fakeop, "sub-due")
+    age_session(client)
+    age_account_check(account)
+    with django_assert_max_num_queries(3):  # the account, then consent_checked_at
+        assert client.get(PAGE).status_code == 200
+    assert len(fakeop.requests_to("userinfo")) == 2  # sign-in, then this check
+    with django_assert_max_num_queries(0):
+        assert client.get(PAGE).status_code == 200
+    assert len(fakeop.requests_to("userinfo")) == 2
+
+
+def test_sessions_of_one_account_share_the_call_to_france_travail(fakeop):
+    laptop, phone = Client(), Client()
+    account = sign_in(laptop, fakeop, "sub-share")
+    sign_in(phone, fakeop, "sub-share")
+    calls = len(fakeop.requests_to("userinfo"))
+    age_account_check(account)
+    age_session(laptop)
+    age_session(phone)
+    assert laptop.get(PROTECTED).status_code == 200
+    assert phone.get(PROTECTED).status_code == 200
+    assert len(fakeop.requests_to("userinfo")) == calls + 1
+
+
+def test_interval_setting_is_honoured(fakeop, settings):
+    client = Client()
+    account = sign_in(client, fakeop, "sub-interval")
+    settings.FTAUTH = {**settings.FTAUTH, "CONSENT_CHECK_INTERVAL": 0}
+    calls = len(fakeop.requests_to("userinfo"))
+    age_account_check(account)
+    client.get(PROTECTED)
+    age_account_check(account)
+    client.get(PROTECTED)
+    assert len(fakeop.requests_to("userinfo")) == calls + 2
+
+
+def test_transient_failure_keeps_the_session(fakeop):
+    client = Client()
+    account = sign_in(client, fakeop, "sub-transient")
+    age_session(client)
+    age_account_check(account)
+    fakeop.fail_next("userinfo", 503)
+    assert client.get(PROTECTED).status_code == 200
+    account.refresh_from_db()
+    assert account.consent_withdrawn_at is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}, {"HTTP_ACCEPT": "application/json"}],
+    ids=["x-requested-with", "accept-json"],
+)
+def test_xhr_gets_a_401_json_after_a_withdrawal(fakeop, headers):
+    client = Client()
+    account = sign_in(client, fakeop, "sub-xhr")
+    fakeop.withdraw("sub-xhr")
+    age_session(client)
+    age_account_check(account)
+    response = client.get(PROTECTED, **headers)
+    assert response.status_code == 401
+    assert response.json() == {"error": "consent_withdrawn", "redirect": PAGE}
+    assert response["Cache-Control"] == "no-store"
+    assert client.get(PROTECTED).status_code == 302  # signed out
+
+
+def test_browser_gets_the_withdrawn_page(fakeop):
+    client = Client()
+    account = sign_in(client, fakeop, "sub-page")
+    fakeop.withdraw("sub-page")
+    age_session(client)
+    age_account_check(account)
+    response = client.get(PROTECTED, follow=True)
+    assert response.redirect_chain[0] == (PAGE, 302)
+    html = response.content.decode()
+    assert "<h1" in html and "Votre consentement a été retiré" in html
+    assert 'data-ftauth-page="consent-withdrawn"' in html
+
+
+def test_sessions_ended_without_withdrawal_go_to_the_logout_page(session_engine, fakeop):
+    """E.g. the admin ended the sessions: signed out, sent to LOGOUT_REDIRECT_URL."""
+    client = Client()
+    account = sign_in(client, fakeop, "sub-ended")
+    end_sessions(account, reason="signed_out")
+    if not server_side(session_engine):
+        age_session(client)  # a signed cookie is noticed at its next check
+    response = client.get(PROTECTED)
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get(PROTECTED).status_code == 302
+    assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is None
+
+
+def test_unlinked_account_ends_the_other_sessions(fakeop):
+    laptop, phone = Client(), Client()
+    sign_in(laptop, fakeop, "sub-unlink")
+    sign_in(phone, fakeop, "sub-unlink")
+    assert laptop.post("/ftauth/account/unlink/individu/").status_code == 302
+    assert laptop.get(PROTECTED).status_code == 200  # the user stays
+    assert phone.get(PROTECTED)["Location"] == "/"
+
+
+def test_sessions_not_signed_in_through_ftauth_are_left_alone(settings, django_assert_num_queries):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    user = get_user_model().objects.create_user("local", password="pw-local-1")
+    client = Client()
+    client.force_login(user)
+    with django_assert_num_queries(0):
+        assert client.get(PAGE).status_code == 200
+    assert SESSION_KEY not in client.session
+
+
+def test_malformed_marker_signs_the_session_out(fakeop):
+    client = Client()
+    sign_in(client, fakeop, "sub-malformed")
+    session = client.session
+    session[SESSION_KEY] = {"account": "x", "checked_at": "never"}
+    session.save()
+    response = client.get(PROTECTED)
+    assert response.status_code == 302 and response["Location"] == "/"
