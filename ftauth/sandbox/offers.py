@@ -127,7 +127,10 @@ def search(mots_cles: str | None, type_contrat: str | None) -> list[dict]:
     contracts = {c.strip() for c in (type_contrat or "").split(",") if c.strip()}
     found = []
     for offer in all_offers():
-        text = _fold(f"{offer['intitule']} {offer['description']} {offer['romeLibelle']}")
+        text = _fold(
+            f"{offer['intitule']} {offer['description']} {offer['romeLibelle']} "
+            f"{offer['lieuTravail']['libelle']}"
+        )
         if all(w in text for w in words) and (not contracts or offer["typeContrat"] in contracts):
             found.append(offer)
     return found

@@ -13,6 +13,8 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from ftauth.sandbox.quota import buckets
+
 from .scripting import sign_in
 
 CLIENT_ID = "ftauth-tests"
@@ -75,6 +77,17 @@ class Flow:
         self.scope = self.scope or SCOPES[self.realm]
         self.redirect_uri = self.redirect_uri or f"{self.live}/ftauth/callback/{self.realm}/"
 
+    def again(self, **changes) -> Flow:
+        """A new authorization request (new state, nonce, verifier) in the same browser."""
+        kept = {
+            "scope": self.scope,
+            "redirect_uri": self.redirect_uri,
+            "client_id": self.client_id,
+            "session": self.session,
+        }
+        kept.update(changes)
+        return Flow(self.live, self.realm, **kept)
+
     @property
     def challenge(self) -> str:
         digest = hashlib.sha256(self.verifier.encode()).digest()
@@ -129,9 +142,23 @@ class Flow:
         return response.json()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_quota():
+    """The quota buckets live in the (shared) server process: start each test afresh."""
+    buckets.reset()
+    yield
+    buckets.reset()
+
+
 @pytest.fixture
 def flow(sandbox):
-    def make(realm: str = "individu", **kwargs) -> Flow:
-        return Flow(sandbox, realm, **kwargs)
+    made: list[Flow] = []
 
-    return make
+    def make(realm: str = "individu", **kwargs) -> Flow:
+        made.append(Flow(sandbox, realm, **kwargs))
+        return made[-1]
+
+    yield make
+    # Close keep-alive connections before the live server stops.
+    for f in made:
+        f.session.close()

@@ -13,8 +13,8 @@ import functools
 from collections.abc import Callable
 
 from authlib.integrations.django_oauth2 import ResourceProtector
-from authlib.integrations.django_oauth2.resource_protector import return_error_response
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import MissingAuthorizationError
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -72,8 +72,15 @@ def protected(
                 )
             try:
                 token: IssuedToken = _protector.acquire_token(request, scopes=[scope])
+            except MissingAuthorizationError:
+                # RFC 6750 3.1: no error code when the request has no credentials.
+                return json_response(
+                    {"error": "invalid_request", "error_description": "Missing bearer token"},
+                    401,
+                    {"WWW-Authenticate": 'Bearer realm="api"'},
+                )
             except OAuth2Error as error:
-                return return_error_response(error)
+                return _bearer_error(error.error, error.get_error_description(), error.status_code)
             wants_user = user_realm is not None
             if wants_user != bool(token.persona_sub) or (wants_user and token.realm != user_realm):
                 kind = (
