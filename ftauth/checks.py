@@ -77,3 +77,96 @@ def check_settings(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+@checks.register(checks.Tags.security)
+def check_token_keys(app_configs=None, **kwargs):
+    """FTAUTH['TOKEN_KEYS'] present and well-formed: without it no token can be stored."""
+    from .crypto import TokenKeyError, parse_keys
+
+    try:
+        keys = get_settings().token_keys
+    except ConfigurationError:
+        return []  # reported by check_settings
+    try:
+        parse_keys(keys)
+    except TokenKeyError as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint=(
+                    "Set FTAUTH['TOKEN_KEYS'] (FTAUTH_TOKEN_KEYS in the demo) to one or more "
+                    "Fernet keys, the newest first; make one with "
+                    "python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'."
+                ),
+                id="ftauth.E020" if not keys else "ftauth.E021",
+            )
+        ]
+    return []
+
+
+# How many of the most recent token sets the database check tries to decrypt.
+TOKEN_SAMPLE = 50
+
+
+@checks.register(checks.Tags.database)
+def check_stored_tokens(app_configs=None, databases=None, **kwargs):
+    """Stored tokens decrypt with the configured keys (a key removed too early is caught
+    at ``migrate`` or ``check --database default``, not as errors at sign-in)."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from .crypto import TokenDecryptionError, TokenKeyError, decrypt
+    from .models import TokenSet
+
+    unreadable = 0
+    try:
+        sample = TokenSet.objects.order_by("-obtained_at").values_list(
+            "access_token_ciphertext", "refresh_token_ciphertext"
+        )[:TOKEN_SAMPLE]
+        for ciphertexts in sample:
+            try:
+                for ciphertext in ciphertexts:
+                    decrypt(ciphertext)
+            except TokenDecryptionError:
+                unreadable += 1
+    except TokenKeyError:
+        return []  # reported by check_token_keys
+    except DatabaseError:
+        return []  # not migrated yet
+    if not unreadable:
+        return []
+    return [
+        checks.Error(
+            f"{unreadable} of the most recent stored token sets cannot be decrypted with "
+            "FTAUTH['TOKEN_KEYS'].",
+            hint=(
+                "The key they were encrypted with was removed or changed. Put it back at the "
+                "end of FTAUTH['TOKEN_KEYS'], run manage.py ftauth_rotate_keys, and remove it "
+                "only then. Tokens that stay unreadable end with a new sign-in."
+            ),
+            id="ftauth.E022",
+        )
+    ]
+
+
+@checks.register()
+def check_middleware_order(app_configs=None, **kwargs):
+    middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
+    ours = "ftauth.middleware.ConsentMiddleware"
+    auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
+    if (
+        ours in middleware
+        and auth in middleware
+        and middleware.index(ours) < middleware.index(auth)
+    ):
+        return [
+            checks.Warning(
+                f"{ours} comes before {auth}.",
+                hint=f"Place {ours} after {auth}: it signs users out.",
+                id="ftauth.W023",
+            )
+        ]
+    return []

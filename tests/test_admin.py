@@ -1,0 +1,192 @@
+"""Admin: linked accounts, status, actions; tokens absent from every page."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from ftauth import audit, crypto
+from ftauth.models import AccountSession, AuditEvent, LinkedAccount, TokenSet
+from ftauth.signals import consent_revoked
+from tests.lifecycle import linked_with_tokens, make_account, sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff():
+    user = get_user_model().objects.create_superuser("admin", "admin@example.org", "pw-admin-1")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def secrets_of(accounts) -> list[str]:
+    """Every token of these accounts, in clear and as stored."""
+    values = []
+    for token_set in TokenSet.objects.filter(account__in=accounts):
+        for field in ("access_token_ciphertext", "refresh_token_ciphertext", "id_token_ciphertext"):
+            ciphertext = getattr(token_set, field)
+            values += [ciphertext, crypto.decrypt(ciphertext)]
+    return [v for v in values if v]
+
+
+def admin_pages() -> list[str]:
+    """Index, every app index, and for every registered model: list, search, filters,
+    and every object's change, history and delete pages."""
+    pages = [reverse("admin:index")]
+    for model in admin.site._registry:
+        info = model._meta.app_label, model._meta.model_name
+        changelist = reverse(f"admin:{info[0]}_{info[1]}_changelist")
+        pages += [
+            reverse("admin:app_list", args=[model._meta.app_label]),
+            changelist,
+            changelist + "?q=sub",
+            changelist + "?q=persona",
+        ]
+        for obj in model._default_manager.all():
+            for view in ("change", "history", "delete"):
+                pages.append(reverse(f"admin:{info[0]}_{info[1]}_{view}", args=[obj.pk]))
+    for status in ("valid", "expiring", "expired", "withdrawn", "none"):
+        pages.append(reverse("admin:ftauth_linkedaccount_changelist") + f"?token_status={status}")
+    pages.append(reverse("admin:ftauth_linkedaccount_changelist") + "?realm=individu")
+    return sorted(set(pages))
+
+
+def test_tokens_are_absent_from_every_admin_page(fakeop, staff):
+    accounts = [linked_with_tokens(fakeop), linked_with_tokens(fakeop, "employeur")]
+    browser = Client()
+    sign_in(browser, fakeop, accounts[0].sub)  # sessions and audit events too
+    secrets = secrets_of(accounts)
+    assert len(secrets) == 12
+    pages = admin_pages()
+    assert len(pages) > 20
+    for page in pages:
+        response = staff.get(page)
+        # The audit trail cannot be deleted from the admin: its delete pages say 403.
+        allowed = {200, 403} if "/ftauth/auditevent/" in page and "/delete/" in page else {200}
+        assert response.status_code in allowed, page
+        html = response.content.decode()
+        for secret in secrets:
+            assert secret not in html, page
+
+
+def test_token_set_is_not_registered():
+    assert TokenSet not in admin.site._registry
+
+
+def test_changelist_shows_status_and_sessions(fakeop, staff):
+    browser = Client()
+    account = sign_in(browser, fakeop, "sub-admin-list")
+    html = staff.get(reverse("admin:ftauth_linkedaccount_changelist")).content.decode()
+    assert "sub-admin-list" in html and "valides" in html
+    assert AccountSession.objects.filter(account=account).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("valid", {"valid"}), ("withdrawn", {"withdrawn"}), ("none", {"none"})],
+)
+def test_status_filter(fakeop, staff, status, expected):
+    valid = linked_with_tokens(fakeop, sub="valid")
+    withdrawn = linked_with_tokens(fakeop, "employeur", sub="withdrawn")
+    LinkedAccount.objects.filter(pk=withdrawn.pk).update(consent_withdrawn_at="2026-01-01T00:00Z")
+    make_account(sub="none")
+    assert valid
+    response = staff.get(
+        reverse("admin:ftauth_linkedaccount_changelist") + f"?token_status={status}"
+    )
+    shown = {a.sub for a in response.context["cl"].result_list}
+    assert shown == expected
+
+
+def test_search_by_sub_email_and_user(fakeop, staff):
+    account = linked_with_tokens(fakeop, sub="findme-sub")
+    url = reverse("admin:ftauth_linkedaccount_changelist")
+    for query in ("findme-sub", account.email, account.user.username):
+        result = staff.get(url, {"q": query}).context["cl"].result_list
+        assert [a.pk for a in result] == [account.pk]
+
+
+def test_identity_fields_are_read_only(fakeop, staff):
+    account = linked_with_tokens(fakeop)
+    other = get_user_model().objects.create_user("other")
+    url = reverse("admin:ftauth_linkedaccount_change", args=[account.pk])
+    html = staff.get(url).content.decode()
+    assert 'name="sub"' not in html and 'name="user"' not in html
+    staff.post(url, {"user": other.pk, "sub": "hijacked", "realm": "employeur"})
+    account.refresh_from_db()
+    assert account.user_id != other.pk and account.sub != "hijacked"
+    assert staff.get(reverse("admin:ftauth_linkedaccount_add")).status_code == 403
+
+
+def test_detail_shows_claims_and_audit_trail(fakeop, staff):
+    browser = Client()
+    account = sign_in(browser, fakeop, "sub-detail")
+    audit.record(AuditEvent.Kind.TOKENS_REFRESHED, account, note="from the test")
+    html = staff.get(reverse("admin:ftauth_linkedaccount_change", args=[account.pk])).content
+    html = html.decode()
+    assert "given_name" in html  # claims snapshot
+    assert "jetons rafraîchis" in html and "from the test" in html  # audit trail
+
+
+def test_withdraw_action_ends_sessions_and_forgets_tokens(fakeop, staff):
+    received = []
+
+    def receiver(sender, account, reason, **kwargs):
+        received.append(reason)
+
+    consent_revoked.connect(receiver)
+    try:
+        browser = Client()
+        account = sign_in(browser, fakeop, "sub-admin-withdraw")
+        response = staff.post(
+            reverse("admin:ftauth_linkedaccount_changelist"),
+            {"action": "withdraw_consent", "_selected_action": [account.pk]},
+            follow=True,
+        )
+    finally:
+        consent_revoked.disconnect(receiver)
+    assert response.status_code == 200
+    assert not TokenSet.objects.filter(account=account).exists()
+    assert not AccountSession.objects.filter(account=account).exists()
+    assert received == ["admin (admin)"]
+    assert browser.get("/ftauth/account/")["Location"] == "/ftauth/consent-withdrawn/"
+
+
+def test_refresh_action_refreshes_now(fakeop, staff):
+    account = linked_with_tokens(fakeop)
+    before = TokenSet.objects.get(account=account).access_token_ciphertext
+    staff.post(
+        reverse("admin:ftauth_linkedaccount_changelist"),
+        {"action": "refresh_tokens", "_selected_action": [account.pk]},
+    )
+    assert len(fakeop.refresh_requests()) == 1
+    assert TokenSet.objects.get(account=account).access_token_ciphertext != before
+
+
+def test_refresh_action_reports_failures_without_500(fakeop, staff):
+    account = linked_with_tokens(fakeop)
+    fakeop.fail_next("token", 503)
+    response = staff.post(
+        reverse("admin:ftauth_linkedaccount_changelist"),
+        {"action": "refresh_tokens", "_selected_action": [account.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "TransportError" in response.content.decode()
+
+
+def test_audit_events_are_read_only(fakeop, staff):
+    linked_with_tokens(fakeop)
+    event = AuditEvent.objects.create(kind="signed_in", realm="individu", sub="s")
+    url = reverse("admin:ftauth_auditevent_change", args=[event.pk])
+    assert staff.get(url).status_code == 200
+    staff.post(url, {"kind": "linked"})
+    event.refresh_from_db()
+    assert event.kind == "signed_in"
+    delete = reverse("admin:ftauth_auditevent_delete", args=[event.pk])
+    assert staff.post(delete, {"post": "yes"}).status_code == 403
