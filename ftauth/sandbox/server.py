@@ -325,9 +325,7 @@ class SandboxAuthorizationServer(AuthorizationServer):
     def create_oauth2_request(self, request: Any) -> SandboxRequest:
         if isinstance(request, SandboxRequest):
             return request
-        return SandboxRequest(
-            request, request.sandbox_site, form_only=request.path.endswith("/access_token")
-        )
+        return SandboxRequest(request, request.sandbox_site)
 
     @staticmethod
     def generate_bearer_token(

@@ -25,7 +25,7 @@ from ..directory import (
     personas_of,
 )
 from ..keys import public_jwks, verification_keys
-from ..server import server
+from ..server import SandboxRequest, server
 from ..sessions import sign_out
 from ..site import RealmSite, host_base, issuer_for, realm_site
 from .common import json_response, oauth_error, served_site
@@ -154,9 +154,9 @@ def token(request: HttpRequest, host: str) -> HttpResponse:
         )
     if "token_endpoint_slow" in tamper:
         time.sleep(get_sandbox_settings().slow_seconds)
-    request.sandbox_site = realm_site(request, host, realm)  # type: ignore[attr-defined]
     try:
-        return server.create_token_response(request)
+        oauth_request = SandboxRequest(request, realm_site(request, host, realm), form_only=True)
+        return server.create_token_response(oauth_request)
     except InsecureTransportError:
         return oauth_error("invalid_request", "HTTPS is required")
 

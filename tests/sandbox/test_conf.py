@@ -1,0 +1,74 @@
+"""The sandbox refuses to run with DEBUG off unless allowed; its settings are checked."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+
+from ftauth.sandbox.conf import TAMPER_MODES, check_debug_allowed, get_sandbox_settings
+
+
+def _settings(**values) -> SimpleNamespace:
+    return SimpleNamespace(**values)
+
+
+def test_refuses_to_load_with_debug_off():
+    with pytest.raises(ImproperlyConfigured, match="DEBUG"):
+        check_debug_allowed(_settings(DEBUG=False, FTAUTH={"CLIENT_ID": "x"}))
+
+
+def test_refuses_when_the_allow_flag_is_false_or_missing():
+    with pytest.raises(ImproperlyConfigured):
+        check_debug_allowed(
+            _settings(
+                DEBUG=False, FTAUTH={"SANDBOX_ALLOW_WITHOUT_DEBUG": False}, FTAUTH_SANDBOX=True
+            )
+        )
+
+
+def test_loads_with_debug_on():
+    check_debug_allowed(_settings(DEBUG=True))
+
+
+def test_loads_with_debug_off_when_explicitly_allowed():
+    check_debug_allowed(_settings(DEBUG=False, FTAUTH={"SANDBOX_ALLOW_WITHOUT_DEBUG": True}))
+    check_debug_allowed(_settings(DEBUG=False, FTAUTH_SANDBOX={"ALLOW_WITHOUT_DEBUG": True}))
+
+
+def test_app_ready_runs_the_check(settings):
+    settings.DEBUG = False
+    settings.FTAUTH_SANDBOX = {}
+    with pytest.raises(ImproperlyConfigured):
+        apps.get_app_config("ftauth_sandbox").ready()
+    settings.FTAUTH_SANDBOX = {"ALLOW_WITHOUT_DEBUG": True}
+    apps.get_app_config("ftauth_sandbox").ready()
+
+
+def test_defaults(settings):
+    settings.FTAUTH_SANDBOX = True  # the demo site's on/off switch is not a dict
+    conf = get_sandbox_settings()
+    assert conf.quota_per_second == 4
+    assert conf.code_lifetime == 60
+    assert conf.access_token_lifetime == 1499
+    assert conf.id_token_lifetime == 9000
+    assert conf.tamper == frozenset()
+    assert conf.slow_seconds == 3
+    assert conf.allow_without_debug is False
+
+
+def test_unknown_tamper_mode_or_key_is_a_clear_error(settings):
+    settings.FTAUTH_SANDBOX = {"TAMPER": {"id_token_wrong_isss"}}
+    with pytest.raises(ImproperlyConfigured, match="id_token_wrong_isss"):
+        get_sandbox_settings()
+    settings.FTAUTH_SANDBOX = {"TAMPERS": []}
+    with pytest.raises(ImproperlyConfigured, match="TAMPERS"):
+        get_sandbox_settings()
+
+
+def test_tamper_accepts_a_string(settings):
+    settings.FTAUTH_SANDBOX = {"TAMPER": "iss_param_missing, id_token_no_sub"}
+    assert get_sandbox_settings().tamper == {"iss_param_missing", "id_token_no_sub"}
+    assert {"iss_param_missing", "id_token_no_sub"} <= TAMPER_MODES
