@@ -45,11 +45,13 @@ class ConsentCheck(enum.StrEnum):
     NO_TOKENS = "no_tokens"
 
 
-def check_consent(account: LinkedAccount) -> ConsentCheck:
+def check_consent(account: LinkedAccount, *, raise_transient: bool = False) -> ConsentCheck:
     """Ask France Travail whether the user's consent still stands, with the user's token.
 
     Uses the realm's userinfo when it has one, otherwise a refresh. A
     withdrawal found here is acted on (:func:`withdraw`) before returning.
+    A transient failure gives ``UNKNOWN``, or is raised with
+    ``raise_transient`` (a bulk check honours ``Retry-After``).
     """
     if account.consent_withdrawn_at is not None:
         return ConsentCheck.WITHDRAWN
@@ -65,6 +67,8 @@ def check_consent(account: LinkedAccount) -> ConsentCheck:
     except vault.TokensUnavailable:
         return ConsentCheck.NO_TOKENS
     except TransportError as exc:
+        if raise_transient:
+            raise
         logger.info("consent check of account %s postponed: %s", account.pk, exc)
         return ConsentCheck.UNKNOWN
     except crypto.TokenDecryptionError as exc:

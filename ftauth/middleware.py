@@ -100,6 +100,7 @@ class ConsentMiddleware:
             result = check_consent(account)
             if result is ConsentCheck.WITHDRAWN:
                 return ENDED_CONSENT_WITHDRAWN
+        AccountSession.objects.filter(sid=sid).update(seen_at=timezone.now())
         follow_session_key(request)
         # A transient failure (UNKNOWN) also waits for the next interval: asking
         # again on every request would hammer a server that is already in trouble.

@@ -95,6 +95,9 @@ class AccountSession(models.Model):
     # The identity server's session id (``sid`` claim), for back-channel logout.
     op_sid = models.CharField(max_length=255, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Last consent check of this session by the middleware: a session not seen
+    # for SESSION_COOKIE_AGE is gone, whatever the engine (ftauth_purge).
+    seen_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = _("session")

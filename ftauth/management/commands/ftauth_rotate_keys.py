@@ -1,0 +1,72 @@
+"""Re-encrypt every stored token (and registered session key) under the first key.
+
+Rotation: put the new key first in FTAUTH['TOKEN_KEYS'], keep the old ones
+after it, deploy, run this command, then remove the old keys. Each row is
+re-encrypted under its own row lock, so a refresh running at the same time is
+never overwritten with an older token. Rows that no key can decrypt are left
+untouched and reported: the command then exits with an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.db.models import F, Model
+
+from ... import audit, crypto
+from ...models import AccountSession, AuditEvent, TokenSet
+
+TOKEN_FIELDS = ("access_token_ciphertext", "refresh_token_ciphertext", "id_token_ciphertext")
+SESSION_FIELDS = ("session_key_ciphertext",)
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt stored tokens under the first key of FTAUTH['TOKEN_KEYS']."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Only count the rows that would be re-encrypted or cannot be.",
+        )
+
+    def handle(self, *args: Any, dry_run: bool = False, **options: Any) -> None:
+        try:
+            crypto.cipher()
+        except crypto.TokenKeyError as exc:
+            raise CommandError(str(exc)) from None
+        rotated, unreadable = 0, 0
+        for model, fields in ((TokenSet, TOKEN_FIELDS), (AccountSession, SESSION_FIELDS)):
+            for pk in model.objects.order_by("pk").values_list("pk", flat=True).iterator():
+                if self._rotate(model, pk, fields, dry_run):
+                    rotated += 1
+                else:
+                    unreadable += 1
+        if not dry_run:
+            audit.record(AuditEvent.Kind.KEYS_ROTATED, rotated=rotated, unreadable=unreadable)
+        verb = "would be re-encrypted" if dry_run else "re-encrypted"
+        self.stdout.write(f"{rotated} row(s) {verb} under the first key.")
+        if unreadable:
+            raise CommandError(
+                f"{unreadable} row(s) cannot be decrypted with any key of FTAUTH['TOKEN_KEYS'] "
+                "and were left untouched: add the missing key at the end of the list and run "
+                "this command again."
+            )
+
+    def _rotate(self, model: type[Model], pk: int, fields: tuple[str, ...], dry_run: bool) -> bool:
+        with transaction.atomic():
+            # Lock the row before reading it (row lock on PostgreSQL, write lock on
+            # SQLite): a concurrent refresh either finishes first or waits for us.
+            model.objects.filter(pk=pk).update(**{fields[0]: F(fields[0])})
+            row = model.objects.filter(pk=pk).first()
+            if row is None:
+                return True  # deleted meanwhile: nothing left to rotate
+            try:
+                values = {name: crypto.reencrypt(getattr(row, name)) for name in fields}
+            except crypto.TokenDecryptionError:
+                return False
+            if not dry_run:
+                model.objects.filter(pk=pk).update(**values)
+        return True
