@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from ftauth import vault
+from ftauth import api, vault
 from ftauth.conf import get_settings
 from ftauth.core.errors import (
     ApiError,
@@ -36,7 +36,7 @@ USER_DATA_PATHS = {
 
 TOKEN_STATUS_LABELS = {
     vault.TokenStatus.VALID: gettext_lazy("valides"),
-    vault.TokenStatus.EXPIRING: gettext_lazy("bientôt expirés (renouvelés au prochain usage)"),
+    vault.TokenStatus.EXPIRING: gettext_lazy("bientôt expirés"),
     vault.TokenStatus.EXPIRED: gettext_lazy("expirés"),
     vault.TokenStatus.WITHDRAWN: gettext_lazy("consentement retiré"),
     vault.TokenStatus.NONE: gettext_lazy("aucun jeton"),
@@ -69,8 +69,6 @@ def home(request):
 
 
 def _identity(request, account: LinkedAccount) -> dict:
-    from ftauth import api  # TODO(faces): top-level once ftauth.api lands
-
     status = vault.token_status(account)
     item = {
         "account": account,
@@ -102,13 +100,11 @@ class OffresSearchForm(forms.Form):
         label=gettext_lazy("Mots-clés"),
         required=False,
         max_length=100,
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "boulanger"}),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "cuisinier"}),
     )
 
 
 def offres(request):
-    from ftauth import api  # TODO(faces): top-level once ftauth.api lands
-
     form = OffresSearchForm(request.GET if "motsCles" in request.GET else None)
     context = {"form": form, "offers": [], "error": None, "searched": False}
     if form.is_bound and form.is_valid():
