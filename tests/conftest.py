@@ -33,5 +33,11 @@ def sandbox_ftauth_settings(base_url: str, **overrides) -> dict:
 @pytest.fixture
 def sandbox(live_server, settings):
     """The live server's base URL, with FTAUTH pointing at its sandbox."""
+    # Each test's database is flushed, so the sandbox signs with new keys:
+    # JWKS and discovery cached by an earlier test would no longer match.
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
     settings.FTAUTH = sandbox_ftauth_settings(live_server.url)
     return live_server.url
