@@ -10,7 +10,8 @@ caller across all processes: the one that wins a lock taken with
 ``cache.add`` (atomic on Redis). While it renews, the others keep using the
 old token, which is still valid; when there is no token at all they wait for
 the renewal, for a bounded time, then read it from the cache. A failed
-renewal is remembered for a few seconds so that a wrong client secret does
+renewal that asking again cannot cure (wrong client secret or scopes, the
+token endpoint's own quota) is remembered for a few seconds, so that it does
 not turn every page view into a request to the identity server.
 """
 
@@ -157,10 +158,11 @@ class ApplicationTokens:
                 self._client_secret,
                 scopes=list(scopes),
             )
-        except (InvalidClient, InvalidScope, TransportError) as exc:
+        except (InvalidClient, InvalidScope) as exc:
             self._remember_failure(key, exc)
-            if isinstance(exc, InvalidClient | InvalidScope):
-                raise self._configuration_error(exc.error, scopes) from exc
+            raise self._configuration_error(exc.error, scopes) from exc
+        except QuotaExceeded as exc:
+            self._remember_failure(key, exc)
             raise
         lifetime = response.expires_in if response.expires_in is not None else ACCESS_TOKEN_LIFETIME
         # The clock started before the request: the token expires no later than this.
@@ -213,24 +215,26 @@ class ApplicationTokens:
         if shared_cache_call(self.cache.get, lock_key) == owner:
             shared_cache_call(self.cache.delete, lock_key)
 
-    def _remember_failure(self, key: str, exc: Exception) -> None:
-        if isinstance(exc, InvalidClient | InvalidScope):
-            failure: dict[str, Any] = {"kind": exc.error}
-        elif isinstance(exc, QuotaExceeded):
-            failure = {"kind": "quota", "retry_after": exc.retry_after}
+    def _remember_failure(
+        self, key: str, exc: InvalidClient | InvalidScope | QuotaExceeded
+    ) -> None:
+        """Failures that asking again at once cannot cure. (A timeout or a 5xx is
+        not remembered: the next caller tries again, one at a time.)"""
+        if isinstance(exc, QuotaExceeded):
+            failure: dict[str, Any] = {"kind": "quota", "retry_after": exc.retry_after}
+            memory = min(max(exc.retry_after or 1.0, 1.0), 30.0)
         else:
-            failure = {"kind": "transport"}
-        shared_cache_call(self.cache.set, f"{key}:failed", failure, FAILURE_MEMORY)
+            failure = {"kind": exc.error}
+            memory = FAILURE_MEMORY
+        shared_cache_call(self.cache.set, f"{key}:failed", failure, math.ceil(memory))
 
     def _failure_error(self, failure: Any, scopes: tuple[str, ...]) -> Exception:
         kind = failure.get("kind") if isinstance(failure, dict) else None
         if kind in {"invalid_client", "invalid_scope"}:
             return self._configuration_error(kind, scopes)
-        if kind == "quota":
-            return QuotaExceeded(
-                "the token endpoint's quota is exceeded", retry_after=failure.get("retry_after")
-            )
-        return TransportError("the identity server failed to issue an application token")
+        return QuotaExceeded(
+            "the token endpoint's quota is exceeded", retry_after=failure.get("retry_after")
+        )
 
     def _configuration_error(self, error: str, scopes: tuple[str, ...]) -> ConfigurationError:
         if error == "invalid_client":

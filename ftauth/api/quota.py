@@ -6,17 +6,20 @@ clients to honour that header and to sequence their calls. Several web
 processes share one quota, so the pacing lives in Django's cache (Redis in
 production): it must be shared, and atomic where it counts.
 
-Pacing: time is cut into slots of ``1 / rate`` seconds and every call first
-reserves a slot of its own with ``cache.add`` (``SET NX`` on Redis: exactly one
-process wins a given slot), then sleeps until the slot starts. Calls are thus
-spaced by at least one interval, whatever the quota algorithm on the other
-side (token bucket, fixed or sliding window). Only slots that start now or
-later are ever reserved, so a call never goes out closer than one interval to
-the one before. A shared hint (the last slot reserved) lets a caller skip the
-slots already taken instead of probing them one by one; it is only a hint and
-correctness never depends on it. A caller that would wait longer than
-``API_MAX_WAIT`` gives up with :class:`QuotaExceeded` before reserving
-anything, so it takes no slot from the others.
+Pacing: every call reserves a window of one interval (``1 / rate`` seconds)
+on a shared timeline, then sleeps until its window starts. Windows never
+overlap, so calls are spaced by at least one interval whatever the quota
+algorithm on the other side (token bucket, fixed or sliding window). The
+timeline is cut into ticks of a quarter interval, one cache key per tick, and a
+window is its four ticks, each taken with ``cache.add`` (``SET NX`` on Redis:
+exactly one process wins a tick); a caller that finds a tick taken gives back
+the ones it got and tries after the window in its way. Quarter ticks keep an
+idle caller's wait under a quarter interval, and only ticks that start now or
+later are taken, so a window never starts in the past. A shared hint (the
+last window reserved) lets a caller skip the windows already taken; it is only
+a hint and correctness never depends on it. A caller that would wait longer
+than ``API_MAX_WAIT`` gives up with :class:`QuotaExceeded` before reserving
+anything, so it takes nothing from the others.
 
 A 429 pauses the shared schedule until ``Retry-After`` has passed (plus
 jitter), so the other processes back off too, not just the caller that got it.
@@ -40,12 +43,14 @@ from ftauth.core.errors import QuotaExceeded, TransportError
 
 logger = logging.getLogger("ftauth.api")
 
-# A slot key lives this long after its slot started: long enough that no
-# caller still probes it (callers only probe slots starting now or later),
-# with room for clocks a little out of step between servers.
-SLOT_GRACE = 5
-# Probes between two readings of the shared hint.
-PROBES_PER_HINT = 8
+# Ticks per interval: an idle caller waits at most one tick.
+TICKS = 4
+# A tick's key lives this long after the tick started: long enough that no
+# caller still tries it (callers only try ticks starting now or later), with
+# room for clocks a little out of step between servers.
+TICK_GRACE = 5
+# Attempts between two readings of the shared hint.
+ATTEMPTS_PER_HINT = 8
 
 # (namespace, api) pairs already warned about, so the warning is logged once.
 _warned_rates: set[tuple[str, str]] = set()
@@ -168,48 +173,66 @@ class RateLimiter:
             return 0.0
         started = self.clock()
         deadline = started + self.max_wait
+        tick = interval / TICKS
         while True:
-            slot = self._reserve(api, interval, deadline)
-            if slot is None:
+            window = self._reserve(api, tick, deadline)
+            if window is None:
                 raise QuotaExceeded(
                     f"no call to {api} possible within {self.max_wait:g} s",
                     retry_after=self.max_wait,
                 )
-            delay = slot * interval - self.clock()
+            delay = window * tick - self.clock()
             if delay > 0:
                 self.sleep(delay)
             # A 429 seen by another process while this one slept pauses everyone:
-            # a slot inside the pause is given up, a later one looked for.
+            # a window inside the pause is given up, a later one looked for.
             paused_until = self._paused_until(api)
             if paused_until is None or paused_until <= self.clock():
                 return self.clock() - started
 
-    def _reserve(self, api: str, interval: float, deadline: float) -> int | None:
+    def _reserve(self, api: str, tick: float, deadline: float) -> int | None:
+        """Take the first free window of TICKS ticks starting now or later; its first tick."""
         now = self.clock()
-        first = math.ceil(now / interval)
+        start = math.ceil(now / tick)
         paused_until = self._paused_until(api)
         if paused_until is not None:
-            first = max(first, math.ceil(paused_until / interval))
-        last = math.floor(deadline / interval)
+            start = max(start, math.ceil(paused_until / tick))
+        last_start = math.floor(deadline / tick)
         hint_key = self._key(api, "last")
-        slot = first
-        probes = 0
-        while slot <= last:
-            if probes % PROBES_PER_HINT == 0:
+        attempts = 0
+        while start <= last_start:
+            if attempts % ATTEMPTS_PER_HINT == 0:
                 hint = shared_cache_call(self.cache.get, hint_key)
-                if isinstance(hint, int) and hint >= slot:
-                    slot = hint + 1
-                    if slot > last:
+                if isinstance(hint, int) and hint + TICKS > start:
+                    start = hint + TICKS
+                    if start > last_start:
                         break
-            # The key outlives its slot by SLOT_GRACE, so nobody can take the
-            # same slot again after the key is gone.
-            ttl = math.ceil(slot * interval - now) + SLOT_GRACE
-            if shared_cache_call(self.cache.add, self._key(api, f"slot:{slot}"), 1, ttl):
-                shared_cache_call(self.cache.set, hint_key, slot, ttl)
-                return slot
-            slot += 1
-            probes += 1
+            attempts += 1
+            taken: list[int] = []
+            blocker: int | None = None
+            for index in range(start, start + TICKS):
+                # The value is the window's first tick: whoever finds the tick
+                # taken knows where that window ends.
+                ttl = math.ceil(index * tick - now) + TICK_GRACE
+                if shared_cache_call(self.cache.add, self._tick_key(api, index), start, ttl):
+                    taken.append(index)
+                    continue
+                owner = shared_cache_call(self.cache.get, self._tick_key(api, index))
+                blocker = owner if isinstance(owner, int) else index - TICKS + 1
+                break
+            if blocker is None:
+                shared_cache_call(
+                    self.cache.set, hint_key, start, math.ceil(start * tick - now) + TICK_GRACE
+                )
+                return start
+            for index in taken:
+                shared_cache_call(self.cache.delete, self._tick_key(api, index))
+            # Every window starting before the blocking one ends overlaps it.
+            start = max(start + 1, blocker + TICKS)
         return None
+
+    def _tick_key(self, api: str, index: int) -> str:
+        return self._key(api, f"tick:{index}")
 
     def _paused_until(self, api: str) -> float | None:
         value = shared_cache_call(self.cache.get, self._key(api, "pause"))
@@ -226,14 +249,14 @@ class RateLimiter:
         key = self._key(api, "pause")
         current = self._paused_until(api)
         if current is None or current < until:
-            shared_cache_call(self.cache.set, key, until, math.ceil(seconds) + SLOT_GRACE)
+            shared_cache_call(self.cache.set, key, until, math.ceil(seconds) + TICK_GRACE)
         return until
 
     def note_headers(self, api: str, rate_limit: RateLimitHeaders | None) -> None:
         """Act on the ``X-Ratelimit-*`` headers of an answer.
 
         No call left in the bucket: hold the next call for one interval, even if
-        its slot came sooner (another process's late call may have used it).
+        its window came sooner (another process's late call may have used it).
         """
         if rate_limit is None:
             return

@@ -9,7 +9,20 @@ import uuid
 import pytest
 from django.core.cache.backends.locmem import LocMemCache
 
-REDIS_URL = os.environ.get("FTAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+
+def _redis_url() -> str:
+    """The run's Redis database when the run uses Redis (CACHE_URL), else database 3.
+
+    Redis tests run even when the default cache is local memory; every test
+    uses its own key prefix, so runs sharing a database do not meet.
+    """
+    cache_url = os.environ.get("CACHE_URL", "")
+    if cache_url.startswith("rediscache://"):
+        return "redis://" + cache_url.removeprefix("rediscache://").split("?", 1)[0]
+    return os.environ.get("FTAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+
+
+REDIS_URL = _redis_url()
 
 
 class FakeClock:

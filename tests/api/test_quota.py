@@ -26,7 +26,7 @@ def limiter(cache, clock, *, rate=4.0, max_wait=10.0, namespace=None, sleep=None
 
 
 def test_calls_are_spaced_by_one_interval(shared_cache, clock):
-    clock.advance(0.1)  # not on a slot boundary
+    clock.advance(0.1)  # not on a tick boundary
     pacer = limiter(shared_cache, clock, rate=4)
     times = []
     for _ in range(8):
@@ -34,12 +34,12 @@ def test_calls_are_spaced_by_one_interval(shared_cache, clock):
         times.append(clock())
     gaps = [round(b - a, 9) for a, b in itertools.pairwise(times)]
     assert gaps == [0.25] * 7
-    # The first call waited for the next slot boundary, never sooner.
-    assert times[0] == pytest.approx(1_700_000_000.25)
+    # An idle caller waits for the next quarter interval at most.
+    assert times[0] - 1_700_000_000.1 == pytest.approx(0.025, abs=1e-6)
 
 
 def test_processes_sharing_the_cache_share_the_schedule(shared_cache, clock):
-    """Two limiters (two processes) on one cache never get the same slot."""
+    """Two limiters (two processes) on one cache never get overlapping turns."""
     frozen = FakeClock(clock.now)
     waits: list[float] = []
     first = limiter(shared_cache, frozen, sleep=waits.append)
@@ -67,23 +67,42 @@ def test_reservations_are_atomic_under_concurrency(shared_cache, clock):
         thread.start()
     for thread in threads:
         thread.join()
-    # Forty callers, forty different slots (the first starts now: no sleep).
-    assert len(set(waits)) == len(waits) >= 39
+    # Forty callers, forty turns at least one interval apart (the first one is now).
+    waits = sorted([0.0, *waits]) if len(waits) == 39 else sorted(waits)
+    assert len(waits) == 40
+    assert all(b - a >= 0.01 - 1e-9 for a, b in itertools.pairwise(waits))
 
 
-def test_gives_up_after_max_wait_without_taking_a_slot(shared_cache, clock):
-    frozen = FakeClock(clock.now)  # on a slot boundary: the first slot starts now
+def test_gives_up_after_max_wait_without_taking_a_turn(shared_cache, clock):
+    frozen = FakeClock(clock.now)  # on a tick boundary: the first window starts now
     waits: list[float] = []
     busy = limiter(shared_cache, frozen, rate=4, max_wait=1.0, sleep=waits.append)
-    for _ in range(5):  # slots 0, 0.25, 0.5, 0.75 and 1.0 s from now
+    for _ in range(5):  # windows at 0, 0.25, 0.5, 0.75 and 1.0 s from now
         busy.acquire("offresdemploi")
     with pytest.raises(QuotaExceeded) as caught:
         busy.acquire("offresdemploi")
     assert caught.value.retry_after == 1.0
-    # Nothing was reserved by the refused call: the next slot is still free.
+    # Nothing was reserved by the refused call: the next turn is still free.
     patient = limiter(shared_cache, frozen, rate=4, max_wait=2.0, sleep=waits.append)
     patient.acquire("offresdemploi")
     assert waits[-1] == pytest.approx(1.25)
+
+
+def test_a_window_in_the_way_is_skipped_and_partial_claims_given_back(shared_cache, clock):
+    frozen = FakeClock(clock.now)  # tick boundary: tick n starts now
+    waits: list[float] = []
+    pacer = limiter(shared_cache, frozen, rate=4, sleep=waits.append)
+    tick = 0.25 / 4
+    now_tick = round(frozen.now / tick)
+    # Another process holds the window starting two ticks from now.
+    blocking = now_tick + 2
+    for index in range(blocking, blocking + 4):
+        shared_cache.add(pacer._tick_key("offresdemploi", index), blocking, 60)
+    pacer.acquire("offresdemploi")
+    # Ticks n and n+1 were claimed, then given back; the turn came after the blocking window.
+    assert waits == pytest.approx([6 * tick])
+    assert shared_cache.get(pacer._tick_key("offresdemploi", now_tick)) is None
+    assert shared_cache.get(pacer._tick_key("offresdemploi", now_tick + 1)) is None
 
 
 def test_apis_have_their_own_quota(shared_cache, clock):
@@ -128,16 +147,16 @@ def test_a_pause_never_shortens_a_longer_one(shared_cache, clock):
     assert clock() - start == pytest.approx(3.0)
 
 
-def test_a_slot_inside_a_pause_decided_while_sleeping_is_given_up(shared_cache, clock):
+def test_a_turn_inside_a_pause_decided_while_sleeping_is_given_up(shared_cache, clock):
     other_process = limiter(shared_cache, clock)
     paused = []
 
     def sleep(seconds: float) -> None:
         clock.sleep(seconds)
-        if not paused:  # another process gets a 429 while this one waits for its slot
+        if not paused:  # another process gets a 429 while this one waits for its turn
             paused.append(other_process.pause("offresdemploi", 1.0))
 
-    clock.advance(0.1)  # between two slots: the call has to sleep
+    clock.advance(0.1)  # between two ticks: the call has to sleep
     pacer = limiter(shared_cache, clock, sleep=sleep)
     pacer.acquire("offresdemploi")
     assert paused and clock() >= paused[0]
