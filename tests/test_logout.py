@@ -222,3 +222,14 @@ def test_id_token_is_not_a_logout_token(fakeop):
 def test_logout_token_for_another_client_does_not_use_our_audience(fakeop):
     token = fakeop.logout_token(aud=[CLIENT_ID + "-other"])
     assert post_logout_token(token).status_code == 400
+
+
+def test_logout_token_sent_for_a_withdrawal_shows_the_withdrawn_page(fakeop):
+    client = Client()
+    account = sign_in(client, fakeop, "sub-bcl-withdrawn")
+    fakeop.withdraw("sub-bcl-withdrawn")
+    assert post_logout_token(fakeop.logout_token(sub="sub-bcl-withdrawn")).status_code == 200
+    response = client.get(PROTECTED)
+    assert response["Location"] == "/ftauth/consent-withdrawn/"
+    assert not TokenSet.objects.filter(account=account).exists()
+    assert AuditEvent.objects.filter(account=account, kind="consent_revoked").count() == 1

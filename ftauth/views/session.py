@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import audit, crypto, vault
 from ..conf import get_settings
+from ..consent import ConsentCheck, check_consent
 from ..core.errors import FTAuthError, TokenValidationError
 from ..core.logout_token import validate_logout_claims
 from ..models import AccountSession, AuditEvent, ConsumedLogoutToken, LinkedAccount
@@ -135,6 +136,12 @@ def _end_named_sessions(realm: str, sub: str | None, sid: str | None) -> int:
         accounts = list(LinkedAccount.objects.filter(pk__in=account_ids))
     ended = 0
     for account in accounts:
+        # An identity server also sends logout tokens when the user withdraws
+        # consent (the sandbox does; France Travail sends none): ask with the
+        # user's token, so a withdrawal is acted on now and shown as such.
+        if check_consent(account) is ConsentCheck.WITHDRAWN:
+            audit.record(AuditEvent.Kind.BACKCHANNEL_LOGOUT, account, consent="withdrawn")
+            continue  # withdraw() ended every session of the account
         # With a sid, only that identity-server session; with sub alone, all of them.
         count = end_sessions(account, reason=ENDED_SIGNED_OUT, op_sid=sid)
         audit.record(AuditEvent.Kind.BACKCHANNEL_LOGOUT, account, sessions=count)
