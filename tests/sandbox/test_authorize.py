@@ -211,3 +211,12 @@ def test_configured_client_uses_its_exact_redirect_uris(flow, sandbox, settings)
     assert bad.session.get(bad.authorize_url(), timeout=5).status_code == 400
     # The default client still works beside it.
     assert flow("individu").sign_in()["client_id"] == CLIENT_ID
+
+
+def test_pages_are_french_first_with_an_english_translation(flow):
+    f = flow("individu")
+    french = f.session.get(f.authorize_url(), timeout=5)
+    assert "Se connecter avec France Travail" in french.text
+    english = f.session.get(f.authorize_url(), headers={"Accept-Language": "en"}, timeout=5)
+    assert "Sign in with France Travail" in english.text
+    assert "SANDBOX" in english.text
