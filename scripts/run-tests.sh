@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 jobs=${TEST_JOBS:-2}
 logs=artifacts/test-logs
-rm -rf "$logs"
+rm -rf "$logs" artifacts/browser
 mkdir -p "$logs"
 
 pg=postgres://postgres@127.0.0.1:5432

@@ -55,7 +55,8 @@ def test_sign_out_goes_through_the_end_session_url_and_back(page: Page, screensh
         ),
     )
 
-    page.get_by_role("button", name="Se déconnecter").click()
+    # The header and the profile both offer it; either posts to /ftauth/logout/.
+    page.get_by_role("button", name="Se déconnecter").first.click()
 
     expect(
         page.get_by_role("link", name="Se connecter avec France Travail", exact=True)
@@ -70,3 +71,25 @@ def test_sign_out_goes_through_the_end_session_url_and_back(page: Page, screensh
     page.goto("/profile/")
     expect(page).to_have_url(re.compile(r"/$"))
     screenshot("home-after-sign-out")
+
+
+def test_consent_withdrawn_at_france_travail_ends_the_demo_session(page: Page, screenshot) -> None:
+    sign_in(page)
+
+    # The person opens France Travail's "Mes consentements" in another tab and withdraws.
+    account = page.context.new_page()
+    account.goto(f"{INDIVIDU_SERVER}/compte/consentements")
+    expect(account.get_by_role("heading", name="Mes consentements")).to_be_visible()
+    persona = account.get_by_role("button", name=re.compile(re.escape(CAMILLE_NAME)))
+    if persona.count():  # The sandbox asks who is there unless it still knows.
+        persona.click()
+    account.get_by_role("button", name="Retirer mon consentement").click()
+    expect(account.get_by_text("consentement a été retiré")).to_be_visible()
+    account.close()
+
+    # Back on the demo, the next click shows why the session ended.
+    page.get_by_role("link", name="Accueil").click()
+    expect(page.get_by_text("consentement a été retiré")).to_be_visible()
+    screenshot("consent-withdrawn")
+    page.goto("/profile/")
+    expect(page).to_have_url(re.compile(r"/$"))
