@@ -88,7 +88,7 @@ class AuthorizationCode(models.Model):
     persona_sub = models.CharField(max_length=100)
     redirect_uri = models.TextField()
     scope = models.TextField()
-    nonce = models.CharField(max_length=500, blank=True)
+    nonce = models.TextField(blank=True)
     code_challenge = models.CharField(max_length=128)
     code_challenge_method = models.CharField(max_length=10)
     sid = models.CharField(max_length=64)

@@ -49,10 +49,11 @@ class QuotaBuckets:
             now = self._clock()
             tokens, last = self._buckets.get(key, (float(capacity), now))
             tokens = min(float(capacity), tokens + (now - last) * rate)
-            if tokens >= 1.0:
-                tokens -= 1.0
+            # The epsilon forgives float rounding, not a real early call.
+            if tokens >= 1.0 - 1e-9:
+                tokens = max(0.0, tokens - 1.0)
                 self._buckets[key] = (tokens, now)
-                return QuotaDecision(True, capacity, int(tokens))
+                return QuotaDecision(True, capacity, int(tokens + 1e-9))
             self._buckets[key] = (tokens, now)
             wait = (1.0 - tokens) / rate
         # Retry-After is whole seconds; 0 would invite an immediate retry.

@@ -55,6 +55,8 @@ def test_end_session_without_a_trustworthy_client_shows_a_page(flow, case):
         )
     elif case == "other-realm-hint":
         hint = flow("employeur").tokens()["id_token"]
+    elif case == "garbage-hint":
+        hint = "not.a.jwt"
     params = {"redirect_uri": uri}
     if hint:
         params["id_token_hint"] = hint
