@@ -60,6 +60,8 @@ class FakeOP:
         self.lock = threading.Lock()
         self.grants: list[Grant] = []
         self.requests: list[dict[str, Any]] = []
+        # Every token handed out, to search logs and pages for them.
+        self.issued: list[str] = []
         # [(kind, status, headers)]: the next answers of an endpoint kind
         # ("token", "userinfo"), consumed in order.
         self.failures: list[tuple[str, int, dict[str, str]]] = []
@@ -103,6 +105,7 @@ class FakeOP:
         with self.lock:
             self.grants.clear()
             self.requests.clear()
+            self.issued.clear()
             self.failures.clear()
             self.token_delay = 0.0
             self.userinfo_delay = 0.0
@@ -206,6 +209,7 @@ class FakeOP:
         }
         if nonce:
             body["nonce"] = nonce
+        self.issued += [body["access_token"], body["refresh_token"], body["id_token"]]
         return body
 
     def _failure(self, kind: str) -> tuple[int, dict[str, str], Any] | None:

@@ -1,0 +1,75 @@
+"""No token in logs, exception messages or ``repr``, whatever happens to it."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+from django.test import Client
+
+from ftauth import consent, crypto, vault
+from ftauth.core.errors import FTAuthError
+from ftauth.models import AccountSession, LinkedAccount, TokenSet
+from tests.lifecycle import age_account_check, age_session, linked_with_tokens, sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+def test_no_token_in_logs_or_errors_through_the_whole_lifecycle(fakeop, settings, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, urllib3's request lines included
+    errors: list[str] = []
+    reprs: list[str] = []
+
+    browser = Client()
+    account = sign_in(browser, fakeop, "sub-secrecy")
+    token_set = TokenSet.objects.get(account=account)
+    reprs += [repr(token_set), str(token_set), repr(account), repr(AccountSession.objects.first())]
+
+    # A refresh, a 401 then refresh, transient failures.
+    vault.refresh_tokens(account, force=True)
+    fakeop.fail_next("userinfo", 401)
+    consent.check_consent(account)
+    for kind, status in (("userinfo", 503), ("token", 500), ("token", 429)):
+        fakeop.fail_next(kind, status, {"Retry-After": "1"})
+        try:
+            vault.refresh_tokens(account, force=True)
+            consent.check_consent(account)
+        except FTAuthError as exc:
+            errors += [str(exc), repr(exc)]
+
+    # A wrong key.
+    good = settings.FTAUTH["TOKEN_KEYS"]
+    settings.FTAUTH = {**settings.FTAUTH, "TOKEN_KEYS": [Fernet.generate_key().decode()]}
+    try:
+        vault.get_access_token(account.user, "individu")
+    except crypto.TokenDecryptionError as exc:
+        errors += [str(exc), repr(exc)]
+    settings.FTAUTH = {**settings.FTAUTH, "TOKEN_KEYS": good}
+
+    # A refused logout token, then a sign-out, another sign-in and a withdrawal.
+    Client().post("/ftauth/backchannel-logout/individu/", {"logout_token": fakeop.issued[-1]})
+    browser.post("/ftauth/logout/")
+    sign_in(browser, fakeop, "sub-secrecy")
+    fakeop.withdraw("sub-secrecy")
+    age_session(browser)
+    age_account_check(account)
+    browser.get("/ftauth/account/")
+    assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is not None
+    other = linked_with_tokens(fakeop)
+    call_command("ftauth_rotate_keys", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    reprs.append(repr(TokenSet.objects.get(account=other)))
+
+    assert len(fakeop.issued) >= 12
+    logged = "\n".join(
+        f"{record.getMessage()} {record.exc_text or ''} {record.args!r}" for record in caplog.records
+    )
+    # Something was logged, or this test proves nothing.
+    assert "back-channel logout token refused" in logged and "POST /ft/" in logged
+    for token in fakeop.issued:
+        # A JWT's header is not secret; its claims and signature are.
+        for part in token.split(".")[1:] if token.count(".") == 2 else [token]:
+            assert part not in logged
+        assert token not in "\n".join(errors)
+        assert token not in "\n".join(reprs)
