@@ -63,7 +63,8 @@ def test_no_token_in_logs_or_errors_through_the_whole_lifecycle(fakeop, settings
 
     assert len(fakeop.issued) >= 12
     logged = "\n".join(
-        f"{record.getMessage()} {record.exc_text or ''} {record.args!r}" for record in caplog.records
+        f"{record.getMessage()} {record.exc_text or ''} {record.args!r}"
+        for record in caplog.records
     )
     # Something was logged, or this test proves nothing.
     assert "back-channel logout token refused" in logged and "POST /ft/" in logged
