@@ -151,6 +151,7 @@ def check_debug_allowed(settings: Any = django_settings) -> None:
         return
     raise ImproperlyConfigured(
         "ftauth.sandbox signs anyone in as a test persona and must not run with "
-        "DEBUG = False. Remove 'ftauth.sandbox' from INSTALLED_APPS, or set "
-        "FTAUTH_SANDBOX = {'ALLOW_WITHOUT_DEBUG': True} if you really mean it."
+        "DEBUG = False. Remove 'ftauth.sandbox' from INSTALLED_APPS, or, if you really "
+        "mean it, set FTAUTH['SANDBOX_ALLOW_WITHOUT_DEBUG'] = True (or "
+        "FTAUTH_SANDBOX = {'ALLOW_WITHOUT_DEBUG': True})."
     )
