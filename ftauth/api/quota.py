@@ -169,10 +169,10 @@ class RateLimiter:
         away, without taking it.
         """
         interval = self.interval(api)
-        if interval <= 0:
-            return 0.0
         started = self.clock()
         deadline = started + self.max_wait
+        if interval <= 0:
+            return self._wait_out_pause(api, started, deadline)
         tick = interval / TICKS
         while True:
             window = self._reserve(api, tick, deadline)
@@ -189,6 +189,19 @@ class RateLimiter:
             paused_until = self._paused_until(api)
             if paused_until is None or paused_until <= self.clock():
                 return self.clock() - started
+
+    def _wait_out_pause(self, api: str, started: float, deadline: float) -> float:
+        """An API without pacing still honours a 429 another process received."""
+        paused_until = self._paused_until(api)
+        if paused_until is None or paused_until <= started:
+            return 0.0
+        if paused_until > deadline:
+            raise QuotaExceeded(
+                f"calls to {api} are paused for longer than {self.max_wait:g} s",
+                retry_after=paused_until - started,
+            )
+        self.sleep(paused_until - started)
+        return self.clock() - started
 
     def _reserve(self, api: str, tick: float, deadline: float) -> int | None:
         """Take the first free window of TICKS ticks starting now or later; its first tick."""

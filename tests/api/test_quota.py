@@ -178,6 +178,16 @@ def test_zero_rate_means_unlimited(shared_cache, clock):
     assert clock.sleeps == []
 
 
+def test_unpaced_api_still_honours_a_pause(shared_cache, clock):
+    pacer = limiter(shared_cache, clock, rate=0, max_wait=5)
+    pacer.pause("x", 2.0)
+    assert pacer.acquire("x") == pytest.approx(2.0)
+    pacer.pause("x", 8.0)
+    with pytest.raises(QuotaExceeded) as caught:
+        pacer.acquire("x")
+    assert caught.value.retry_after == pytest.approx(8.0)
+
+
 def test_rate_limit_headers_are_read():
     headers = {
         "X-Ratelimit-Burst-Capacity-Clientidlimiter": "4",
