@@ -10,8 +10,6 @@ until withdrawn; ``prompt=login`` and ``prompt=consent`` ask again.
 
 from __future__ import annotations
 
-import logging
-
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InsecureTransportError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError
@@ -29,8 +27,6 @@ from ..server import SandboxRequest, server
 from ..sessions import current_login, set_cookie, sign_in
 from ..site import RealmSite
 from .common import error_page, served_site
-
-logger = logging.getLogger("ftauth.sandbox")
 
 
 @never_cache
