@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -283,3 +288,38 @@ def test_concurrent_callers_cause_exactly_one_refresh(fakeop):
     assert len(fakeop.refresh_requests()) == 1
     assert len(tokens) == callers and len(set(tokens)) == 1
     assert tokens[0] in fakeop.grant_of(account.sub).access_tokens
+
+
+def test_concurrent_callers_cause_exactly_one_refresh_on_a_sqlite_file(fakeop, settings, tmp_path):
+    """SQLite has no row locks: the UPDATE takes the database write lock, the others wait."""
+    body = fakeop.issue("sub-sqlite")
+    claims = {"iss": fakeop.issuer(), "sub": "sub-sqlite", "aud": "ftauth-tests"}
+    fakeop.token_delay = 0.5
+    job = {
+        "ftauth": settings.FTAUTH,
+        "sub": "sub-sqlite",
+        "token_response": body,
+        "claims": claims,
+        "callers": 6,
+    }
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'refresh.sqlite3'}",
+        "CACHE_URL": "locmemcache://sqlite-refresh",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.concurrent_refresh"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["errors"] == []
+    assert len(fakeop.refresh_requests()) == 1
+    assert len(result["tokens"]) == 6 and len(set(result["tokens"])) == 1
+    assert result["tokens"][0] in fakeop.grant_of("sub-sqlite").access_tokens
