@@ -155,7 +155,10 @@ class LinkedAccountAdmin(admin.ModelAdmin):
             "<pre>{}</pre>", json.dumps(account.claims, indent=2, ensure_ascii=False)
         )
 
-    @admin.action(description=_("Retirer le consentement et terminer les sessions"))
+    # Actions change what the user can do: change permission, not just view.
+    @admin.action(
+        description=_("Retirer le consentement et terminer les sessions"), permissions=["change"]
+    )
     def withdraw_consent(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = sum(
             bool(consent.withdraw(account, reason=f"admin ({request.user.get_username()})"))
@@ -172,7 +175,7 @@ class LinkedAccountAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description=_("Rafraîchir les jetons maintenant"))
+    @admin.action(description=_("Rafraîchir les jetons maintenant"), permissions=["change"])
     def refresh_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
         refreshed, failures = 0, []
         for account in queryset:

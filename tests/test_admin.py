@@ -190,3 +190,19 @@ def test_audit_events_are_read_only(fakeop, staff):
     assert event.kind == "signed_in"
     delete = reverse("admin:ftauth_auditevent_delete", args=[event.pk])
     assert staff.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_actions_need_the_change_permission(fakeop):
+    from django.contrib.auth.models import Permission
+
+    viewer = get_user_model().objects.create_user("viewer", password="pw-viewer-1", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_linkedaccount"))
+    client = Client()
+    client.force_login(viewer)
+    browser = Client()
+    account = sign_in(browser, fakeop, "sub-viewer")
+    url = reverse("admin:ftauth_linkedaccount_changelist")
+    assert client.get(url).status_code == 200
+    client.post(url, {"action": "withdraw_consent", "_selected_action": [account.pk]})
+    assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is None
+    assert TokenSet.objects.filter(account=account).exists()
