@@ -83,6 +83,8 @@ def application(scopes: Iterable[str] | None = None) -> ApiClient:
     ``scopes`` defaults to ``FTAUTH['APPLICATION_SCOPES']``.
     """
     conf = get_settings()
+    if isinstance(scopes, str):  # "api_offresdemploiv2 o2dsoffre", as in the docs
+        scopes = scopes.split()
     chosen = conf.application_scopes if scopes is None else tuple(scopes)
     return _client(ApplicationCredentials(application_tokens(conf), chosen), conf)
 

@@ -71,6 +71,15 @@ def test_search_answers_are_decoded(app):
     assert response.rate_limit is not None and response.rate_limit.burst_capacity == 4
 
 
+def test_scopes_may_be_given_as_a_string(app):
+    both = api.application("api_offresdemploiv2 o2dsoffre")
+    assert both.get(SEARCH, params={"range": "0-1"})["resultats"]
+    assert api.application(["o2dsoffre", "api_offresdemploiv2"]).get(
+        SEARCH, params={"range": "0-1"}
+    )
+    assert application_tokens_issued(app) == 1
+
+
 def test_nothing_found_is_none(app):
     assert api.application().get(SEARCH, params={"motsCles": "zzzz-introuvable"}) is None
 
