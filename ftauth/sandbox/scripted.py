@@ -59,10 +59,14 @@ class _FormParser(HTMLParser):
             self._current = None
 
 
-def forms_of(response: requests.Response) -> list[Form]:
+def parse_html_forms(html: str) -> list[Form]:
     parser = _FormParser()
-    parser.feed(response.text)
+    parser.feed(html)
     return parser.forms
+
+
+def forms_of(response: requests.Response) -> list[Form]:
+    return parse_html_forms(response.text)
 
 
 class ScriptedUser:

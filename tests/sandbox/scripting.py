@@ -8,54 +8,20 @@ client application themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 import requests
+
+from ftauth.sandbox.scripted import Form, parse_html_forms
 
 LOGIN_FORM = "ftauth-sandbox-login"
 CONSENT_FORM = "ftauth-sandbox-consent"
 AUTHORIZE_PATH = "/connexion/oauth2/authorize"
 
 
-@dataclass
-class Form:
-    id: str
-    action: str
-    method: str
-    fields: dict[str, str] = field(default_factory=dict)
-    buttons: list[tuple[str, str]] = field(default_factory=list)
-
-
-class _FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-        self._current: Form | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self._current = Form(
-                id=a.get("id", ""), action=a.get("action", ""), method=a.get("method", "get")
-            )
-            self.forms.append(self._current)
-        elif self._current is not None and tag == "input" and a.get("name"):
-            self._current.fields[a["name"]] = a.get("value", "")
-        elif self._current is not None and tag == "button" and a.get("name"):
-            self._current.buttons.append((a["name"], a.get("value", "")))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
-
-
 def parse_forms(html: str) -> dict[str, Form]:
     """The forms of a page, by id."""
-    parser = _FormParser()
-    parser.feed(html)
-    return {form.id: form for form in parser.forms}
+    return {form.id: form for form in parse_html_forms(html)}
 
 
 def submit(session: requests.Session, page: requests.Response, form: Form, **values: str):
