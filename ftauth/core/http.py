@@ -174,6 +174,10 @@ class HttpClient:
             session = requests.Session()
             session.trust_env = False  # no proxy or .netrc credentials picked up silently
             session.mount("https://", TLS12Adapter(ca_file=self.config.ca_file))
+            if self.config.ca_file:
+                # The CA file replaces the public bundle: without this, requests
+                # would load certifi's bundle into the context as well.
+                session.verify = self.config.ca_file
             session.headers["User-Agent"] = USER_AGENT
             self._local.session = session
         return session
