@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from .errors import InsecureTransport, TransportError
+from .errors import InsecureTransport, QuotaExceeded, TransportError
 
 logger = logging.getLogger("ftauth.http")
 
@@ -123,6 +123,21 @@ def _ssl_reason(exc: BaseException) -> str:
         else:
             current = current.__cause__ or current.__context__
     return type(exc).__name__
+
+
+def raise_for_transient(response: requests.Response, what: str) -> None:
+    """Turn an answer that says "not now" into a typed error.
+
+    429 is :class:`QuotaExceeded` (with ``Retry-After``), 5xx is
+    :class:`TransportError`: both transient, never a verdict on the request.
+    """
+    if response.status_code == 429:
+        raise QuotaExceeded(
+            f"{what} quota exceeded",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if response.status_code >= 500:
+        raise TransportError(f"{what} answered {response.status_code}", status=response.status_code)
 
 
 class TLS12Adapter(HTTPAdapter):

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidResponse, QuotaExceeded, TransportError, oauth_error
-from .http import HttpClient, parse_retry_after
+from .errors import InvalidResponse, oauth_error
+from .http import HttpClient, raise_for_transient
 from .realms import Realm
 
 
@@ -79,15 +79,7 @@ def request_token(
     """
     body = {**form, "client_id": client_id, "client_secret": client_secret}
     response = http.post(realm.token_url, data=body, headers={"Accept": "application/json"})
-    if response.status_code == 429:
-        raise QuotaExceeded(
-            "token endpoint quota exceeded",
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
-    if response.status_code >= 500:
-        raise TransportError(
-            f"token endpoint answered {response.status_code}", status=response.status_code
-        )
+    raise_for_transient(response, "token endpoint")
     try:
         data = response.json()
     except ValueError:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ApiError, InvalidResponse, QuotaExceeded, TokenRejected, TransportError
-from .http import HttpClient, parse_retry_after
+from .errors import ApiError, InvalidResponse, TokenRejected
+from .http import HttpClient, raise_for_transient
 
 
 def fetch_userinfo(http: HttpClient, url: str, access_token: str) -> dict[str, Any]:
@@ -16,15 +16,7 @@ def fetch_userinfo(http: HttpClient, url: str, access_token: str) -> dict[str, A
     )
     if response.status_code == 401:
         raise TokenRejected("userinfo refused the access token")
-    if response.status_code == 429:
-        raise QuotaExceeded(
-            "userinfo quota exceeded",
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
-    if response.status_code >= 500:
-        raise TransportError(
-            f"userinfo answered {response.status_code}", status=response.status_code
-        )
+    raise_for_transient(response, "userinfo")
     if response.status_code != 200:
         raise ApiError(response.status_code, None)
     try:
