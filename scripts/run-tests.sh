@@ -91,7 +91,7 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do
     (
       trap 'kill -TERM "$child" 2>/dev/null' TERM
       # shellcheck disable=SC2086 # $envs is a list of NAME=value words by construction
-      env $envs timeout --kill-after=30 "${RUN_TIMEOUT:-1800}" "$venv/bin/python" -m pytest -q -m "$marks" -o cache_dir=".pytest_cache/$name" \
+      env $envs timeout --kill-after=30 "${RUN_TIMEOUT:-1800}" "$venv/bin/python" -m pytest -q --durations=10 -m "$marks" -o cache_dir=".pytest_cache/$name" \
         </dev/null >"$logs/$name.log" 2>&1 &
       child=$!
       wait "$child"
