@@ -69,6 +69,9 @@ class TokenSet(models.Model):
     id_token_claims = models.JSONField(default=dict, blank=True, editable=False)
     obtained_at = models.DateTimeField(_("obtenu le"), default=timezone.now)
     refreshed_at = models.DateTimeField(_("rafraîchi le"), null=True, blank=True)
+    # SQLite only (no row locks): until when a caller holds the right to
+    # refresh these tokens (``ftauth.refresh_lock``).
+    refresh_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("jeu de jetons")

@@ -5,10 +5,9 @@ Every read and write of a token goes through here. Tokens are encrypted with
 caller needs one; they never appear in a ``repr``, a log line or an error.
 
 Concurrent callers that find an access token about to expire cause a single
-refresh: the first one takes the database write lock on the token set (an
-UPDATE of the row, which is a row lock on PostgreSQL and the database write
-lock on SQLite) inside a transaction, then re-reads the row; the others wait
-on that lock and find the refreshed token when they re-read.
+refresh: the first one takes the token set's refresh lock (a row lock on
+PostgreSQL, a lease on SQLite: ``ftauth.refresh_lock``) and re-reads the row;
+the others wait for the lock and find the refreshed token when they re-read.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from . import audit, crypto
@@ -29,6 +27,7 @@ from .core.errors import ConsentWithdrawn, FTAuthError, InvalidGrant, TransportE
 from .core.realms import ACCESS_TOKEN_LIFETIME
 from .core.tokens import TokenResponse
 from .models import AuditEvent, LinkedAccount, TokenSet
+from .refresh_lock import refresh_lock
 
 logger = logging.getLogger("ftauth.vault")
 
@@ -172,14 +171,10 @@ def refresh_tokens(account: LinkedAccount, *, force: bool = False) -> TokenSet:
     """
     asked_at = timezone.now()
     withdrawn = False
-    with transaction.atomic():
-        # Take the write lock before reading: the row lock on PostgreSQL, the
-        # database write lock on SQLite, so a waiting caller's read comes after
-        # the first caller's commit.
-        locked = TokenSet.objects.filter(account=account).update(refreshed_at=F("refreshed_at"))
-        if not locked:
+    with refresh_lock(account) as token_set:
+        # Read under the lock: a caller that waited sees the first one's result.
+        if token_set is None:
             raise TokensUnavailable("no tokens stored for this account")
-        token_set = TokenSet.objects.get(account=account)
         if not force and token_set.refreshed_at and token_set.refreshed_at >= asked_at:
             return token_set
         if not force and not _needs_refresh(token_set, timezone.now()):
@@ -211,8 +206,8 @@ def refresh_tokens(account: LinkedAccount, *, force: bool = False) -> TokenSet:
         else:
             _store_refreshed(account, token_set, fresh)
     if withdrawn:
-        # Outside the transaction: ending sessions touches session stores that
-        # are not transactional (cache, files).
+        # Outside the lock: ending sessions touches session stores that are not
+        # transactional (cache, files).
         from .consent import withdraw
 
         withdraw(account, reason="invalid_grant on refresh")

@@ -202,3 +202,18 @@ def test_purge_dry_run_deletes_nothing():
     AuditEvent.objects.create(kind="signed_in", created_at=timezone.now() - timedelta(days=4000))
     assert "audit events: 1" in run("ftauth_purge", "--dry-run")
     assert AuditEvent.objects.count() == 1
+
+
+def test_rotation_skips_a_token_set_being_refreshed(settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with_keys(settings, [old])
+    account = make_account()
+    store_tokens(account)
+    TokenSet.objects.filter(account=account).update(
+        refresh_lease_until=timezone.now() + timedelta(seconds=30)
+    )
+    before = TokenSet.objects.get(account=account).access_token_ciphertext
+    with_keys(settings, [new, old])
+    with pytest.raises(CommandError, match="being refreshed"):
+        run("ftauth_rotate_keys")
+    assert TokenSet.objects.get(account=account).access_token_ciphertext == before

@@ -14,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import F, Model
+from django.utils import timezone
 
 from ... import audit, crypto
 from ...models import AccountSession, AuditEvent, TokenSet
@@ -37,36 +38,43 @@ class Command(BaseCommand):
             crypto.cipher()
         except crypto.TokenKeyError as exc:
             raise CommandError(str(exc)) from None
-        rotated, unreadable = 0, 0
+        counts = {"rotated": 0, "unreadable": 0, "busy": 0}
         for model, fields in ((TokenSet, TOKEN_FIELDS), (AccountSession, SESSION_FIELDS)):
             for pk in model.objects.order_by("pk").values_list("pk", flat=True).iterator():
-                if self._rotate(model, pk, fields, dry_run):
-                    rotated += 1
-                else:
-                    unreadable += 1
+                counts[self._rotate(model, pk, fields, dry_run)] += 1
         if not dry_run:
-            audit.record(AuditEvent.Kind.KEYS_ROTATED, rotated=rotated, unreadable=unreadable)
+            audit.record(AuditEvent.Kind.KEYS_ROTATED, **counts)
         verb = "would be re-encrypted" if dry_run else "re-encrypted"
-        self.stdout.write(f"{rotated} row(s) {verb} under the first key.")
-        if unreadable:
-            raise CommandError(
-                f"{unreadable} row(s) cannot be decrypted with any key of FTAUTH['TOKEN_KEYS'] "
-                "and were left untouched: add the missing key at the end of the list and run "
-                "this command again."
+        self.stdout.write(f"{counts['rotated']} row(s) {verb} under the first key.")
+        problems = []
+        if counts["unreadable"]:
+            problems.append(
+                f"{counts['unreadable']} row(s) cannot be decrypted with any key of "
+                "FTAUTH['TOKEN_KEYS'] and were left untouched: add the missing key at the end "
+                "of the list"
             )
+        if counts["busy"]:
+            problems.append(f"{counts['busy']} row(s) were being refreshed")
+        if problems:
+            raise CommandError("; ".join(problems) + ". Run this command again.")
 
-    def _rotate(self, model: type[Model], pk: int, fields: tuple[str, ...], dry_run: bool) -> bool:
+    def _rotate(self, model: type[Model], pk: int, fields: tuple[str, ...], dry_run: bool) -> str:
         with transaction.atomic():
             # Lock the row before reading it (row lock on PostgreSQL, write lock on
             # SQLite): a concurrent refresh either finishes first or waits for us.
             model.objects.filter(pk=pk).update(**{fields[0]: F(fields[0])})
             row = model.objects.filter(pk=pk).first()
             if row is None:
-                return True  # deleted meanwhile: nothing left to rotate
+                return "rotated"  # deleted meanwhile: nothing left to rotate
+            lease = getattr(row, "refresh_lease_until", None)
+            if lease is not None and lease > timezone.now():
+                # SQLite: a refresh is in flight outside any lock and will save
+                # the ciphertexts it read; rotating now could be undone by it.
+                return "busy"
             try:
                 values = {name: crypto.reencrypt(getattr(row, name)) for name in fields}
             except crypto.TokenDecryptionError:
-                return False
+                return "unreadable"
             if not dry_run:
                 model.objects.filter(pk=pk).update(**values)
-        return True
+        return "rotated"

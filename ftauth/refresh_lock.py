@@ -1,0 +1,71 @@
+"""One refresh at a time per token set, across threads and processes.
+
+France Travail rotates refresh tokens: two concurrent refreshes with the same
+refresh token would make the second one fail with ``invalid_grant``, which
+reads as a withdrawal. So the first caller refreshes and the others wait,
+then find the fresh token.
+
+* Databases with row locks (PostgreSQL, MySQL, Oracle): ``SELECT ... FOR
+  UPDATE`` on the token set, held during the refresh. Only that row waits,
+  and the lock goes with the connection if the process dies.
+* SQLite has no row locks: holding its database-wide write lock during an
+  HTTP call would stall every write of the site (and the embedded sandbox,
+  which must write to answer). A *lease* instead: a conditional UPDATE sets
+  ``refresh_lease_until``; the winner refreshes outside any transaction and
+  clears it; the others poll until it is cleared or expires. The lease lasts
+  longer than the token request can (its timeouts plus a margin).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.db import connections, router, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .conf import get_settings
+from .models import LinkedAccount, TokenSet
+
+LEASE_MARGIN = 5.0
+
+
+@contextmanager
+def refresh_lock(account: LinkedAccount) -> Iterator[TokenSet | None]:
+    """Hold the refresh lock of ``account``'s token set; yields the set read under it."""
+    database = router.db_for_write(TokenSet)
+    if connections[database].features.has_select_for_update:
+        with transaction.atomic(using=database):
+            yield (
+                TokenSet.objects.using(database).select_for_update().filter(account=account).first()
+            )
+        return
+    with _lease(account, database) as token_set:
+        yield token_set
+
+
+@contextmanager
+def _lease(account: LinkedAccount, database: str) -> Iterator[TokenSet | None]:
+    conf = get_settings()
+    duration = timedelta(seconds=conf.http_connect_timeout + conf.http_read_timeout + LEASE_MARGIN)
+    rows = TokenSet.objects.using(database).filter(account=account)
+    delay = 0.02
+    while True:
+        now = timezone.now()
+        until = now + duration
+        free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now)
+        if rows.filter(free).update(refresh_lease_until=until):
+            break
+        if not rows.exists():
+            yield None
+            return
+        time.sleep(delay)  # another caller is refreshing: wait for its result
+        delay = min(delay * 2, 0.25)
+    try:
+        yield rows.first()
+    finally:
+        # Only our own lease: if it expired and another caller took it, not theirs.
+        rows.filter(refresh_lease_until=until).update(refresh_lease_until=None)
