@@ -291,7 +291,7 @@ def test_concurrent_callers_cause_exactly_one_refresh(fakeop):
 
 
 def test_concurrent_callers_cause_exactly_one_refresh_on_a_sqlite_file(fakeop, settings, tmp_path):
-    """SQLite has no row locks: the UPDATE takes the database write lock, the others wait."""
+    """SQLite has no row locks: the first caller takes a lease, the others wait for it."""
     body = fakeop.issue("sub-sqlite")
     claims = {"iss": fakeop.issuer(), "sub": "sub-sqlite", "aud": "ftauth-tests"}
     fakeop.token_delay = 0.5
