@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The test matrix behind `make test`: lint, then one pytest process per (Python/Django,
 # database) pair plus the browser run, at most $TEST_JOBS at a time (default 2, the CI's
-# cores). Every run has its own PostgreSQL test database and Redis database, so runs (and
-# other people's runs on the same machine) never share state. Each run's output goes to
+# cores). Every run names its database and cache explicitly (an exported DATABASE_URL never
+# leaks into a SQLite run); runs at the same time use different PostgreSQL test databases
+# and Redis databases (11 and 12, which other work on the machine should leave alone: the
+# sandbox fixture clears its cache). Each run's output goes to
 # artifacts/test-logs/<run>.log and is printed whole when the run ends; the last lines are a
 # table with every run's pytest summary. Any failure, including pytest's exit code 5 (no
 # tests collected) or a run in which nothing passed, fails the whole matrix.
+# Arguments are passed to every pytest run (e.g. scripts/run-tests.sh tests/core tests/browser).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,7 @@ mkdir -p "$logs"
 
 pg=postgres://postgres@127.0.0.1:5432
 redis=rediscache://127.0.0.1:6379
+sqlite="DATABASE_URL=sqlite:///:memory: CACHE_URL=locmemcache://ftauth-tests"
 # Per checkout (not per invocation): two checkouts' matrices running at the same time stay
 # apart, and a test database left by an interrupted run is reused, not piled up.
 tag=${FTAUTH_TEST_TAG:-$(pwd -P | cksum | cut -d' ' -f1)}
@@ -25,9 +29,9 @@ tag=${FTAUTH_TEST_TAG:-$(pwd -P | cksum | cut -d' ' -f1)}
 runs=(
   "py311-django52-postgres-redis|.venv|not browser|DATABASE_URL=$pg/ftauth_${tag}_311 CACHE_URL=$redis/11"
   "py312-django6-postgres-redis|.venv-312|not browser|DATABASE_URL=$pg/ftauth_${tag}_312 CACHE_URL=$redis/12"
-  "py311-django52-sqlite|.venv|not browser|"
-  "py312-django6-sqlite|.venv-312|not browser|"
-  "py311-django52-sqlite-browser|.venv|browser|FTAUTH_REQUIRE_BROWSER=1"
+  "py311-django52-sqlite|.venv|not browser|$sqlite"
+  "py312-django6-sqlite|.venv-312|not browser|$sqlite"
+  "py311-django52-sqlite-browser|.venv|browser|$sqlite FTAUTH_REQUIRE_BROWSER=1"
 )
 
 # Background jobs ignore SIGINT; an interrupted matrix stops its pytest processes itself.
@@ -45,6 +49,8 @@ report() {  # report <name> <rc>: print the run's log, record its verdict
     verdict="FAILED (pytest exit 5: no tests collected)"
   elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     verdict="FAILED (killed after ${RUN_TIMEOUT:-1800}s)"
+  elif [ "$rc" = 127 ]; then
+    verdict="FAILED (exit 127: virtualenv missing, run make)"
   elif [ "$rc" != 0 ]; then
     verdict="FAILED (pytest exit $rc)"
   elif ! grep -qE '[0-9]+ passed' <<<"$summary"; then
@@ -91,8 +97,9 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do
     (
       trap 'kill -TERM "$child" 2>/dev/null' TERM
       # shellcheck disable=SC2086 # $envs is a list of NAME=value words by construction
-      env $envs timeout --kill-after=30 "${RUN_TIMEOUT:-1800}" "$venv/bin/python" -m pytest -q --durations=10 -m "$marks" -o cache_dir=".pytest_cache/$name" \
-        </dev/null >"$logs/$name.log" 2>&1 &
+      env $envs timeout --kill-after=30 "${RUN_TIMEOUT:-1800}" \
+        "$venv/bin/python" -m pytest -q --durations=10 -m "$marks" \
+        -o cache_dir=".pytest_cache/$name" "$@" </dev/null >"$logs/$name.log" 2>&1 &
       child=$!
       wait "$child"
       echo $? >"$logs/$name.rc"
