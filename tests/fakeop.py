@@ -68,6 +68,7 @@ class FakeOP:
         self.token_delay = 0.0
         self.userinfo_delay = 0.0
         self.refreshed_claims: dict[str, Any] = {}
+        self._scripts_init()
         self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -110,6 +111,16 @@ class FakeOP:
             self.token_delay = 0.0
             self.userinfo_delay = 0.0
             self.refreshed_claims = {}
+            self._scripts_init()
+
+    def _scripts_init(self) -> None:
+        # Hostile answers for the sign-in tests, until the next reset: claims
+        # changed in the ID token of a code exchange, a whole token answer
+        # (status, headers, body), a userinfo body, RFC 9207 in discovery.
+        self.claim_overrides: dict[str, Any] = {}
+        self.token_script: tuple[int, dict[str, str], Any] | None = None
+        self.userinfo_body: dict[str, Any] | None = None
+        self.iss_parameter_supported = True
 
     def close(self) -> None:
         self.server.shutdown()
@@ -154,6 +165,9 @@ class FakeOP:
     def requests_to(self, kind: str) -> list[dict[str, Any]]:
         marker = {"token": "/access_token", "userinfo": "/userinfo"}[kind]
         return [r for r in self.requests if marker in r["path"]]
+
+    def token_requests(self) -> list[dict[str, Any]]:
+        return self.requests_to("token")
 
     def refresh_requests(self) -> list[dict[str, Any]]:
         return [
@@ -205,7 +219,10 @@ class FakeOP:
             "expires_in": 1499,
             "scope": "api_peconnect-individuv1 openid profile email",
             "refresh_token": grant.refresh_token,
-            "id_token": self.id_token(grant, nonce=nonce, **self.refreshed_claims),
+            "id_token": self.id_token(
+                grant,
+                **{"nonce": nonce, **(self.claim_overrides if nonce else self.refreshed_claims)},
+            ),
         }
         if nonce:
             body["nonce"] = nonce
@@ -223,7 +240,7 @@ class FakeOP:
         if self.token_delay:
             time.sleep(self.token_delay)
         with self.lock:
-            failure = self._failure("token")
+            failure = self._failure("token") or self.token_script
             if failure:
                 return failure
             if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
@@ -259,7 +276,8 @@ class FakeOP:
             grant = next((g for g in self.grants if token in g.access_tokens), None)
             if grant is None or grant.withdrawn:
                 return 401, {}, {"message": "invalid token"}
-            return 200, {}, {"sub": grant.sub, "given_name": "Camille"}
+            default = {"sub": grant.sub, "given_name": "Camille", "family_name": "Martin"}
+            return 200, {}, self.userinfo_body or default
 
     def _answer(self, method: str, path: str, query, form, headers):
         if path.endswith("/.well-known/openid-configuration"):
@@ -272,6 +290,9 @@ class FakeOP:
                     "issuer": self.issuer(realm),
                     "jwks_uri": f"{self.server_url}{jwks_path}",
                     "backchannel_logout_supported": True,
+                    "authorization_response_iss_parameter_supported": (
+                        self.iss_parameter_supported
+                    ),
                 },
             )
         if path.endswith("/jwk_uri"):
@@ -293,11 +314,18 @@ class FakeOP:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
                 with op.lock:
-                    op.requests.append({"path": parts.path, "query": query, "form": form})
+                    op.requests.append(
+                        {
+                            "path": parts.path,
+                            "query": query,
+                            "form": form,
+                            "headers": dict(self.headers),
+                        }
+                    )
                 status, headers, body = op._answer(
                     self.command, parts.path, query, form, dict(self.headers)
                 )
-                raw = json.dumps(body).encode()
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 for name, value in headers.items():

@@ -6,7 +6,7 @@ from django.db import DatabaseError
 
 from ftauth.adapter import AccountAdapter
 from ftauth.models import LinkedAccount
-from tests.idp import callback, pending_for, sign_in, start
+from tests.idp import SUB, authorize, callback, sign_in, start
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def test_first_sign_in_creates_a_user_without_password(client, idp):
     user = User.objects.get()
     assert not user.has_usable_password()
     assert user.first_name == "Camille" and user.last_name == "Martin"
-    assert idp.sub not in user.username  # the username does not reveal the sub
+    assert SUB not in user.username  # the username does not reveal the sub
 
 
 def test_second_sign_in_reuses_the_linked_user(client, idp):
@@ -32,14 +32,13 @@ def test_second_sign_in_reuses_the_linked_user(client, idp):
 def test_session_key_is_cycled_at_sign_in(client, idp):
     params = start(client)
     before = client.session.session_key
-    idp.nonce = pending_for(params["state"]).nonce
-    callback(client, idp, params)
+    callback(client, idp, params, code=authorize(idp, params))
     assert client.session.session_key != before
 
 
 def test_never_attaches_to_an_existing_user_by_email_by_default(client, idp):
     existing = User.objects.create_user("camille", email="camille@example.org")
-    idp.userinfo = {"sub": idp.sub, "email": "camille@example.org", "email_verified": "true"}
+    idp.userinfo_body = {"sub": SUB, "email": "camille@example.org", "email_verified": "true"}
     sign_in(client, idp)
     assert LinkedAccount.objects.get().user != existing
 
@@ -51,14 +50,14 @@ def link_by_email(settings):
 
 def test_attaches_by_verified_email_when_enabled(client, idp, link_by_email):
     existing = User.objects.create_user("camille", email="Camille@example.org")
-    idp.userinfo = {"sub": idp.sub, "email": "camille@example.org", "email_verified": "true"}
+    idp.userinfo_body = {"sub": SUB, "email": "camille@example.org", "email_verified": "true"}
     sign_in(client, idp)
     assert LinkedAccount.objects.get().user == existing
 
 
 def test_unverified_email_is_never_used_to_attach(client, idp, link_by_email):
     existing = User.objects.create_user("camille", email="camille@example.org")
-    idp.userinfo = {"sub": idp.sub, "email": "camille@example.org"}
+    idp.userinfo_body = {"sub": SUB, "email": "camille@example.org"}
     sign_in(client, idp)
     assert LinkedAccount.objects.get().user != existing
 
@@ -66,7 +65,7 @@ def test_unverified_email_is_never_used_to_attach(client, idp, link_by_email):
 @pytest.mark.parametrize("flag", ["is_staff", "is_superuser"])
 def test_never_attaches_to_staff_or_superuser_by_email(client, idp, link_by_email, flag):
     admin = User.objects.create_user("admin", email="camille@example.org", **{flag: True})
-    idp.userinfo = {"sub": idp.sub, "email": "camille@example.org", "email_verified": "true"}
+    idp.userinfo_body = {"sub": SUB, "email": "camille@example.org", "email_verified": "true"}
     sign_in(client, idp)
     assert LinkedAccount.objects.get().user != admin
     assert client.session["_auth_user_id"] != str(admin.pk)

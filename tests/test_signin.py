@@ -1,4 +1,4 @@
-"""The login and callback views against a scripted identity server over real HTTP.
+"""The login and callback views against the fake France Travail over real HTTP.
 
 Every security rule of the callback has a test here that fails when the rule
 is removed; the same rules are exercised against the sandbox in
@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from ftauth.models import AuditEvent, LinkedAccount, PendingAuthorization, TokenSet
-from tests.idp import callback, pending_for, sign_in, start
+from tests.idp import SUB, authorize, callback, pending_for, sign_in, start
 
 pytestmark = pytest.mark.django_db
 
@@ -49,9 +49,11 @@ def test_state_is_stored_hashed_never_in_clear(client, idp):
     assert pending_for(params["state"])
 
 
-def test_unknown_realm_is_404(client, idp):
+def test_unknown_or_disabled_realm_is_404(client, idp, settings):
     assert client.get("/ftauth/login/candidat/").status_code == 404
-    assert client.get("/ftauth/login/partenaire/").status_code == 404  # not enabled here
+    realms = {"individu": settings.FTAUTH["REALMS"]["individu"]}
+    settings.FTAUTH = {**settings.FTAUTH, "REALMS": realms}
+    assert client.get("/ftauth/login/partenaire/").status_code == 404
 
 
 # --- state ----------------------------------------------------------------------------------
@@ -61,7 +63,7 @@ def test_successful_sign_in_lands_on_next_with_a_linked_account(client, idp):
     _params, response = sign_in(client, idp, next_url="/profile/?tab=1")
     assert response.status_code == 302
     assert response["Location"] == "/profile/?tab=1"
-    account = LinkedAccount.objects.get(realm="individu", sub=idp.sub)
+    account = LinkedAccount.objects.get(realm="individu", sub=SUB)
     assert client.session["_auth_user_id"] == str(account.user_id)
     assert account.claims["given_name"] == "Camille"
     assert TokenSet.objects.filter(account=account).exists()
@@ -75,8 +77,7 @@ def test_successful_sign_in_lands_on_next_with_a_linked_account(client, idp):
 def test_token_request_carries_the_pkce_verifier_of_this_request(client, idp):
     params = start(client)
     pending = pending_for(params["state"])
-    idp.nonce = pending.nonce
-    callback(client, idp, params)
+    callback(client, idp, params, code=authorize(idp, params))
     assert idp.token_requests()[0]["form"]["code_verifier"] == [pending.code_verifier]
 
 
@@ -100,17 +101,17 @@ def test_reused_state_is_400_and_the_code_is_not_sent_twice(client, idp):
     params, first = sign_in(client, idp)
     assert first.status_code == 302
     client.logout()
-    second = callback(client, idp, params)
+    second = callback(client, idp, params, code=idp.authorize(SUB, nonce="n"))
     assert second.status_code == 400
     assert len(idp.token_requests()) == 1
 
 
 def test_state_replayed_in_the_same_session_is_refused(client, idp):
     params = start(client)
-    idp.nonce = pending_for(params["state"]).nonce
-    idp.token_status, idp.token_body = 400, {"error": "invalid_grant"}
-    assert callback(client, idp, params).status_code == 400
-    assert callback(client, idp, params).status_code == 400
+    code = authorize(idp, params)
+    idp.token_script = (400, {}, {"error": "invalid_grant"})
+    assert callback(client, idp, params, code=code).status_code == 400
+    assert callback(client, idp, params, code=code).status_code == 400
     assert len(idp.token_requests()) == 1
 
 
@@ -135,13 +136,12 @@ def test_state_from_another_browser_is_refused(client, idp, django_user_model):
 
 def test_several_tabs_each_complete(client, idp):
     first, second = start(client), start(client)
-    idp.nonce = pending_for(second["state"]).nonce
-    assert callback(client, idp, second).status_code == 302
+    first_code = authorize(idp, first)
+    assert callback(client, idp, second, code=authorize(idp, second)).status_code == 302
     client.logout()
-    idp.nonce = pending_for(first["state"]).nonce
     # The first tab's request is still pending in the database, but logout
     # flushed the session that listed it: bound to the browser session.
-    assert callback(client, idp, first).status_code == 400
+    assert callback(client, idp, first, code=first_code).status_code == 400
 
 
 def test_pending_requests_are_capped_oldest_first(client, idp, settings):
@@ -149,8 +149,8 @@ def test_pending_requests_are_capped_oldest_first(client, idp, settings):
     states = [start(client)["state"] for _ in range(4)]
     assert PendingAuthorization.objects.count() == 3
     assert callback(client, idp, {"state": states[0]}).status_code == 400
-    idp.nonce = pending_for(states[3]).nonce
-    assert callback(client, idp, {"state": states[3]}).status_code == 302
+    last = {"state": states[3]}
+    assert callback(client, idp, last, code=authorize(idp, last)).status_code == 302
 
 
 # --- next -----------------------------------------------------------------------------------
@@ -206,8 +206,7 @@ def test_missing_iss_is_refused_when_discovery_announces_it(client, idp):
 def test_missing_iss_is_accepted_when_not_announced(client, idp):
     idp.iss_parameter_supported = False
     params = start(client)
-    idp.nonce = pending_for(params["state"]).nonce
-    assert callback(client, idp, params, iss=None).status_code == 302
+    assert callback(client, idp, params, iss=None, code=authorize(idp, params)).status_code == 302
 
 
 def test_foreign_client_id_parameter_is_refused(client, idp):
@@ -221,7 +220,7 @@ def test_foreign_client_id_parameter_is_refused(client, idp):
 
 def test_invalid_grant_says_code_expired_with_a_restart_link(client, idp):
     params = start(client)
-    idp.token_status, idp.token_body = 400, {"error": "invalid_grant"}
+    idp.token_script = (400, {}, {"error": "invalid_grant"})
     response = callback(client, idp, params)
     assert response.status_code == 400
     body = response.content.decode()
@@ -239,7 +238,7 @@ def test_invalid_grant_says_code_expired_with_a_restart_link(client, idp):
 )
 def test_server_trouble_is_a_503(client, idp, status, body, headers):
     params = start(client)
-    idp.token_status, idp.token_body, idp.token_headers = status, body, headers
+    idp.token_script = (status, headers, body)
     response = callback(client, idp, params)
     assert response.status_code == 503
     if status == 429:
@@ -256,14 +255,19 @@ def test_timeout_is_a_503(client, idp):
 
 
 def test_unreachable_server_is_a_503(client, idp, settings):
+    from ftauth.provider import get_provider
+
+    get_provider("individu").metadata()  # discovery had worked; then the server went away
+    realms = settings.FTAUTH["REALMS"]
+    closed = {"server": idp.server_url, "token_url": "http://127.0.0.1:9/access_token"}
+    settings.FTAUTH = {**settings.FTAUTH, "REALMS": {**realms, "individu": closed}}
     params = start(client)
-    idp.close()
-    assert callback(client, idp, params).status_code == 503
+    assert callback(client, idp, params, code=authorize(idp, params)).status_code == 503
 
 
 def test_token_response_without_id_token_is_refused(client, idp):
     params = start(client)
-    idp.token_body = {"access_token": "a", "token_type": "Bearer", "expires_in": 10}
+    idp.token_script = (200, {}, {"access_token": "a", "token_type": "Bearer", "expires_in": 10})
     assert callback(client, idp, params).status_code == 400
     assert not LinkedAccount.objects.exists()
 
@@ -283,9 +287,9 @@ def test_token_response_without_id_token_is_refused(client, idp):
 )
 def test_tampered_id_token_never_signs_in(client, idp, overrides):
     params = start(client)
-    idp.nonce = pending_for(params["state"]).nonce
+    code = authorize(idp, params)
     idp.claim_overrides = overrides
-    response = callback(client, idp, params)
+    response = callback(client, idp, params, code=code)
     assert response.status_code == 400
     assert "_auth_user_id" not in client.session
     assert not LinkedAccount.objects.exists()
@@ -294,23 +298,23 @@ def test_tampered_id_token_never_signs_in(client, idp, overrides):
 
 def test_token_response_nonce_must_match(client, idp):
     params = start(client)
-    idp.nonce = pending_for(params["state"]).nonce
-    idp.token_body = {
+    nonce = pending_for(params["state"]).nonce
+    body = {
         "access_token": "a",
         "token_type": "Bearer",
         "expires_in": 1499,
-        "id_token": idp.id_token(),
+        "id_token": idp.id_token(sub=SUB, nonce=nonce),
         "nonce": "other-nonce",
     }
+    idp.token_script = (200, {}, body)
     assert callback(client, idp, params).status_code == 400
     assert not LinkedAccount.objects.exists()
 
 
 def test_userinfo_for_another_sub_is_refused(client, idp):
     params = start(client)
-    idp.nonce = pending_for(params["state"]).nonce
-    idp.userinfo = {"sub": "someone-else"}
-    assert callback(client, idp, params).status_code == 400
+    idp.userinfo_body = {"sub": "someone-else"}
+    assert callback(client, idp, params, code=authorize(idp, params)).status_code == 400
     assert not LinkedAccount.objects.exists()
 
 
@@ -323,7 +327,7 @@ def test_userinfo_token_goes_in_the_header_only(client, idp):
 
 def test_userinfo_can_be_switched_off_per_realm(client, idp, settings):
     conf = dict(settings.FTAUTH)
-    conf["REALMS"] = {"individu": {"server": idp.base, "fetch_userinfo": False}}
+    conf["REALMS"] = {"individu": {"server": idp.server_url, "fetch_userinfo": False}}
     settings.FTAUTH = conf
     _, response = sign_in(client, idp)
     assert response.status_code == 302
