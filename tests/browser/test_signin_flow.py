@@ -7,6 +7,7 @@ server (the ``sandbox`` fixture); every step is a click a person would make.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -15,34 +16,72 @@ from playwright.sync_api import Page, expect
 pytestmark = pytest.mark.browser
 
 INDIVIDU_SERVER = "/sandbox/authentification-candidat"
-# A job seeker of the sandbox's directory (ftauth/sandbox/directory.py).
-CAMILLE_SUB = "sandbox-individu-camille"
-CAMILLE_NAME = "Camille Martin"
+ENTREPRISE_SERVER = "/sandbox/entreprise"
 
 
-def sign_in(page: Page, persona_name: str = CAMILLE_NAME) -> None:
+@dataclass(frozen=True)
+class Visitor:
+    """Who clicks which button: a persona of the sandbox (ftauth/sandbox/directory.py)."""
+
+    realm: str
+    button: str
+    server: str
+    name: str
+    sub: str
+
+
+CAMILLE = Visitor(
+    "individu",
+    "Se connecter avec France Travail",
+    INDIVIDU_SERVER,
+    "Camille Martin",
+    "sandbox-individu-camille",
+)
+VISITORS = [
+    CAMILLE,
+    Visitor(
+        "employeur",
+        "Recruteur : se connecter avec France Travail",
+        ENTREPRISE_SERVER,
+        "Sophie Leroy",
+        "sandbox-employeur-sophie",
+    ),
+    Visitor(
+        "partenaire",
+        "Partenaire : se connecter avec France Travail",
+        ENTREPRISE_SERVER,
+        "Nadia Petit",
+        "sandbox-partenaire-nadia",
+    ),
+]
+
+
+def sign_in(page: Page, visitor: Visitor = CAMILLE) -> None:
     """From the home page to /profile/: the button, the persona, the consent screen."""
     page.goto("/")
-    page.get_by_role("link", name="Se connecter avec France Travail", exact=True).click()
+    page.get_by_role("link", name=visitor.button, exact=True).click()
 
-    expect(page).to_have_url(re.compile(re.escape(INDIVIDU_SERVER) + "/"))
-    page.get_by_role("button", name=re.compile(re.escape(persona_name))).click()
+    expect(page).to_have_url(re.compile(re.escape(visitor.server) + "/"))
+    page.get_by_role("button", name=re.compile(re.escape(visitor.name))).click()
 
-    # The consent screen lists what the site asks for; the user accepts it.
+    # The consent screen lists what the site asks for; the person accepts it.
     expect(page.get_by_text("Vous identifier")).to_be_visible()
-    page.get_by_role("button", name=re.compile(r"^(Autoriser|Accepter|J.accepte)", re.I)).click()
+    page.get_by_role("button", name="Accepter").click()
 
     expect(page).to_have_url(re.compile(r"/profile/$"))
 
 
-def test_signs_in_as_job_seeker_and_sees_realm_and_sub_on_profile(page: Page, screenshot) -> None:
-    sign_in(page)
+@pytest.mark.parametrize("visitor", VISITORS, ids=lambda visitor: visitor.realm)
+def test_signs_in_and_sees_realm_and_sub_on_profile(
+    page: Page, screenshot, visitor: Visitor
+) -> None:
+    sign_in(page, visitor)
 
-    identity = page.locator("section.identity[data-realm='individu']")
-    expect(identity.locator("[data-field='realm']")).to_have_text("individu")
-    expect(identity.locator("[data-field='sub']")).to_have_text(CAMILLE_SUB)
-    expect(identity).to_contain_text("Camille")
-    assert screenshot("profile-after-sign-in").stat().st_size > 0
+    identity = page.locator(f"section.identity[data-realm='{visitor.realm}']")
+    expect(identity.locator("[data-field='realm']")).to_have_text(visitor.realm)
+    expect(identity.locator("[data-field='sub']")).to_have_text(visitor.sub)
+    expect(identity).to_contain_text(visitor.name.split()[0])
+    assert screenshot(f"profile-after-sign-in-{visitor.realm}").stat().st_size > 0
 
 
 def test_sign_out_goes_through_the_end_session_url_and_back(page: Page, screenshot) -> None:
@@ -80,7 +119,7 @@ def test_consent_withdrawn_at_france_travail_ends_the_demo_session(page: Page, s
     account = page.context.new_page()
     account.goto(f"{INDIVIDU_SERVER}/compte/consentements")
     expect(account.get_by_role("heading", name="Mes consentements")).to_be_visible()
-    persona = account.get_by_role("button", name=re.compile(re.escape(CAMILLE_NAME)))
+    persona = account.get_by_role("button", name=re.compile(re.escape(CAMILLE.name)))
     if persona.count():  # The sandbox asks who is there unless it still knows.
         persona.click()
     account.get_by_role("button", name="Retirer mon consentement").click()
