@@ -27,7 +27,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
-# Every action and expectation fails after this long instead of Playwright's 30 s.
+# Every action (click, goto) fails after this long instead of Playwright's 30 s;
+# expectations keep Playwright's 5 s.
 TIMEOUT_MS = 15_000
 
 
