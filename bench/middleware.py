@@ -174,7 +174,7 @@ def _middleware_alone(report: Report, account, rounds: int) -> None:
     loops = rounds * 20
     started = time.perf_counter_ns()
     for _ in range(loops):
-        middleware(request)
+        middleware.process_view(request, ping, (), {}) or middleware(request)
     elapsed = time.perf_counter_ns() - started
     baseline_started = time.perf_counter_ns()
     get_response = middleware.get_response
@@ -208,7 +208,7 @@ def _due_check_without_http(report: Report, account) -> None:
         request.session[SESSION_KEY] = marker
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter_ns()
-            middleware(request)
+            middleware.process_view(request, ping, (), {}) or middleware(request)
             samples.append(time.perf_counter_ns() - started)
         queries = len(captured)
     report.add(

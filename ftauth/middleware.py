@@ -18,6 +18,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import wraps
+from typing import Any
 
 from django.contrib.auth import logout
 from django.db import DatabaseError
@@ -49,6 +51,17 @@ def wants_json(request: HttpRequest) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+def consent_exempt(view_func: Callable) -> Callable:
+    """Mark a view the ConsentMiddleware leaves alone (like ``csrf_exempt``)."""
+
+    @wraps(view_func)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return view_func(*args, **kwargs)
+
+    wrapped.ftauth_consent_exempt = True  # type: ignore[attr-defined]
+    return wrapped
+
+
 class ConsentMiddleware:
     """Place after ``AuthenticationMiddleware``."""
 
@@ -56,20 +69,30 @@ class ConsentMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        session = getattr(request, "session", None)
-        if session is not None:
-            ended = session.get(TOMBSTONE_KEY)
-            if ended is not None:
-                return self.ended(request, ended)
-            marker = session.get(SESSION_KEY)
-            if isinstance(marker, dict):
-                interval = get_settings().consent_check_interval
-                checked_at = marker.get("checked_at")
-                if not isinstance(checked_at, int | float) or time.time() - checked_at >= interval:
-                    ended = self.check(request, marker, interval)
-                    if ended is not None:
-                        return self.ended(request, ended)
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict
+    ) -> HttpResponse | None:
+        # The view is known here, so views that speak for another party (the
+        # sandbox stands in for France Travail's own site) can opt out.
+        if getattr(view_func, "ftauth_consent_exempt", False):
+            return None
+        session = getattr(request, "session", None)
+        if session is None:
+            return None
+        ended = session.get(TOMBSTONE_KEY)
+        if ended is not None:
+            return self.ended(request, ended)
+        marker = session.get(SESSION_KEY)
+        if isinstance(marker, dict):
+            interval = get_settings().consent_check_interval
+            checked_at = marker.get("checked_at")
+            if not isinstance(checked_at, int | float) or time.time() - checked_at >= interval:
+                ended = self.check(request, marker, interval)
+                if ended is not None:
+                    return self.ended(request, ended)
+        return None
 
     def check(self, request: HttpRequest, marker: dict, interval: int) -> str | None:
         """Check the session's account; why it ended, or ``None`` if it goes on."""

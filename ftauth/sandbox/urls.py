@@ -6,6 +6,7 @@ realms employeur and partenaire, ``api/`` stands for api.francetravail.io.
 
 from django.urls import path, re_path
 
+from ..middleware import consent_exempt
 from .views import account, api, authorize, identity
 
 app_name = "ftauth_sandbox"
@@ -53,3 +54,8 @@ urlpatterns = [
     ),
     path("api/<path:rest>", api.unknown_api, name="unknown_api"),
 ]
+
+# The sandbox stands in for France Travail's own site: the consent checks of the
+# site it is mounted in must not act on its pages (it shares their session cookie).
+for _pattern in urlpatterns:
+    _pattern.callback = consent_exempt(_pattern.callback)
