@@ -332,3 +332,12 @@ def test_userinfo_can_be_switched_off_per_realm(client, idp, settings):
     _, response = sign_in(client, idp)
     assert response.status_code == 302
     assert not [r for r in idp.requests if "userinfo" in r["path"]]
+
+
+def test_error_pages_speak_english_too(client, idp):
+    start(client)
+    response = client.get(
+        "/ftauth/callback/individu/", {"code": "c", "state": "forged"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert response.status_code == 400
+    assert "Unknown or expired sign-in request" in response.content.decode()

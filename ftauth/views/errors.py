@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from ..core.errors import (
     ConfigurationError,
     FTAuthError,
     InvalidGrant,
-    OAuthError,
     QuotaExceeded,
     TransportError,
 )
@@ -52,9 +52,85 @@ def error_page(
     return response
 
 
+# What each failure shows, most specific first: (errors, title, message, status, retry).
+# A "transient" failure (no answer, 5xx, 429, database) is a 503 and says when to retry.
+PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
+    (
+        (StateError,),
+        _("Demande de connexion inconnue ou expirée"),
+        _(
+            "Cette demande de connexion est inconnue, a déjà servi ou a expiré. "
+            "Recommencez la connexion."
+        ),
+        400,
+        True,
+    ),
+    (
+        (SignInCancelled,),
+        _("Connexion annulée"),
+        _("Vous avez annulé la connexion avec France Travail."),
+        200,
+        True,
+    ),
+    (
+        (ConsentRefused,),
+        _("Autorisation refusée"),
+        _(
+            "Vous n'avez pas autorisé ce site à accéder à vos informations France Travail. "
+            "Vous pouvez réessayer quand vous le souhaitez."
+        ),
+        200,
+        True,
+    ),
+    (
+        (InvalidGrant,),
+        _("Code expiré ou déjà utilisé"),
+        _(
+            "Le code de connexion de France Travail a expiré ou a déjà été utilisé. "
+            "Recommencez la connexion."
+        ),
+        400,
+        True,
+    ),
+    (
+        (TransportError, DatabaseError, ConfigurationError),
+        _("Service indisponible"),
+        _("Le service de connexion est momentanément indisponible. Réessayez."),
+        503,
+        True,
+    ),
+    (
+        (AccountConflict,),
+        _("Compte déjà lié"),
+        _(
+            "Cette identité France Travail est déjà liée à un autre compte, ou votre compte "
+            "est déjà lié à une autre identité France Travail."
+        ),
+        409,
+        False,
+    ),
+    (
+        (AccountRefused,),
+        _("Connexion refusée"),
+        _("Ce compte ne peut pas se connecter à ce site."),
+        403,
+        False,
+    ),
+    (
+        (FTAuthError,),
+        _("Réponse de France Travail refusée"),
+        _(
+            "La réponse reçue de France Travail n'a pas pu être vérifiée. "
+            "Par sécurité, vous n'avez pas été connecté."
+        ),
+        400,
+        True,
+    ),
+]
+
+
 def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpResponse:
     """Turn what went wrong in the flow into the page the user sees."""
-    retry_url = reverse("ftauth:login", args=[realm])
     # Logged by type and rule only: messages never hold tokens, but stay terse.
     logger.warning(
         "sign-in on realm %s failed: %s (%s)",
@@ -62,91 +138,22 @@ def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpRespo
         type(exc).__name__,
         getattr(exc, "rule", "") or getattr(exc, "error", ""),
     )
-    if isinstance(exc, StateError):
-        return error_page(
-            request,
-            title=_("Demande de connexion inconnue ou expirée"),
-            message=_(
-                "Cette demande de connexion est inconnue, a déjà servi ou a expiré. "
-                "Recommencez la connexion."
-            ),
-            status=400,
-            retry_url=retry_url,
-        )
-    if isinstance(exc, SignInCancelled):
-        return error_page(
-            request,
-            title=_("Connexion annulée"),
-            message=_("Vous avez annulé la connexion avec France Travail."),
-            status=200,
-            retry_url=retry_url,
-        )
-    if isinstance(exc, ConsentRefused):
-        return error_page(
-            request,
-            title=_("Autorisation refusée"),
-            message=_(
-                "Vous n'avez pas autorisé ce site à accéder à vos informations France Travail. "
-                "Vous pouvez réessayer quand vous le souhaitez."
-            ),
-            status=200,
-            retry_url=retry_url,
-        )
-    if isinstance(exc, InvalidGrant):
-        return error_page(
-            request,
-            title=_("Code expiré ou déjà utilisé"),
-            message=_(
-                "Le code de connexion de France Travail a expiré ou a déjà été utilisé. "
-                "Recommencez la connexion."
-            ),
-            status=400,
-            retry_url=retry_url,
-        )
-    if isinstance(exc, TransportError | DatabaseError | ConfigurationError):
-        retry_after = exc.retry_after if isinstance(exc, QuotaExceeded) else None
-        if retry_after:
-            message = _(
-                "France Travail est momentanément surchargé. Réessayez dans %(seconds)s s."
-            ) % {"seconds": math.ceil(retry_after)}
-        else:
-            message = _("Le service de connexion est momentanément indisponible. Réessayez.")
-        response = error_page(
-            request,
-            title=_("Service indisponible"),
-            message=message,
-            status=503,
-            retry_url=retry_url,
-        )
-        if retry_after:
-            response["Retry-After"] = str(math.ceil(retry_after))
-        return response
-    if isinstance(exc, AccountConflict):
-        return error_page(
-            request,
-            title=_("Compte déjà lié"),
-            message=_(
-                "Cette identité France Travail est déjà liée à un autre compte, ou votre compte "
-                "est déjà lié à une autre identité France Travail."
-            ),
-            status=409,
-        )
-    if isinstance(exc, AccountRefused):
-        return error_page(
-            request,
-            title=_("Connexion refusée"),
-            message=_("Ce compte ne peut pas se connecter à ce site."),
-            status=403,
-        )
-    if isinstance(exc, OAuthError | FTAuthError):
-        return error_page(
-            request,
-            title=_("Réponse de France Travail refusée"),
-            message=_(
-                "La réponse reçue de France Travail n'a pas pu être vérifiée. "
-                "Par sécurité, vous n'avez pas été connecté."
-            ),
-            status=400,
-            retry_url=retry_url,
-        )
-    raise exc
+    page = next((page for page in PAGES if isinstance(exc, page[0])), None)
+    if page is None:
+        raise exc
+    _errors, title, message, status, retry = page
+    retry_after = exc.retry_after if isinstance(exc, QuotaExceeded) else None
+    if retry_after:
+        message = _("France Travail est momentanément surchargé. Réessayez dans %(seconds)s s.") % {
+            "seconds": math.ceil(retry_after)
+        }
+    response = error_page(
+        request,
+        title=str(title),
+        message=str(message),
+        status=status,
+        retry_url=reverse("ftauth:login", args=[realm]) if retry else None,
+    )
+    if retry_after:
+        response["Retry-After"] = str(math.ceil(retry_after))
+    return response
