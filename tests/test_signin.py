@@ -341,3 +341,12 @@ def test_error_pages_speak_english_too(client, idp):
     )
     assert response.status_code == 400
     assert "Unknown or expired sign-in request" in response.content.decode()
+
+
+def test_refused_client_credentials_are_a_503_that_names_the_settings(client, idp, caplog):
+    params = start(client)
+    idp.token_script = (401, {}, {"error": "invalid_client"})
+    response = callback(client, idp, params)
+    assert response.status_code == 503
+    assert "FTAUTH['CLIENT_SECRET']" in caplog.text
+    assert "tests-client-secret" not in caplog.text

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from ..core.errors import (
     ConfigurationError,
     FTAuthError,
+    InvalidClient,
     InvalidGrant,
     QuotaExceeded,
     TransportError,
@@ -93,7 +94,8 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
         True,
     ),
     (
-        (TransportError, DatabaseError, ConfigurationError),
+        # invalid_client: our credentials are wrong, not the user's doing.
+        (TransportError, DatabaseError, ConfigurationError, InvalidClient),
         _("Service indisponible"),
         _("Le service de connexion est momentanément indisponible. Réessayez."),
         503,
@@ -138,6 +140,11 @@ def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpRespo
         type(exc).__name__,
         getattr(exc, "rule", "") or getattr(exc, "error", ""),
     )
+    if isinstance(exc, InvalidClient):
+        logger.error(
+            "France Travail refused our client credentials: check FTAUTH['CLIENT_ID'] and "
+            "FTAUTH['CLIENT_SECRET']"
+        )
     page = next((page for page in PAGES if isinstance(exc, page[0])), None)
     if page is None:
         raise exc
