@@ -1,13 +1,58 @@
 """System checks: misconfiguration reported at ``manage.py check``, not as a 500."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core import checks
 
-from .conf import get_settings
+from .conf import FTAuthSettings, get_settings
 from .core.errors import ConfigurationError, InsecureTransport
 from .core.http import check_secure_url
+from .core.realms import PARTENAIRE
 
 BACKEND = "ftauth.backends.FranceTravailBackend"
+
+
+REALM_URLS = (
+    "server",
+    "authorize_url",
+    "token_url",
+    "jwks_url",
+    "discovery_url",
+    "end_session_url",
+    "userinfo_url",
+)
+
+
+def _outbound_urls(conf: FTAuthSettings):
+    """(setting, URL) for every URL ftauth may call or send a browser to."""
+    yield "FTAUTH['API_URL']", conf.api_url
+    for realm in conf.realms.values():
+        # partenaire also serves application tokens, enabled for sign-in or not.
+        if realm.enabled or realm.name == PARTENAIRE:
+            for key in REALM_URLS:
+                yield f"FTAUTH['REALMS']['{realm.name}']['{key}']", getattr(realm, key)
+
+
+def insecure_url_errors(conf: FTAuthSettings) -> list[checks.Error]:
+    """One error per insecure server, naming the first setting that uses it."""
+    errors, seen = [], set()
+    for setting, url in _outbound_urls(conf):
+        origin = urlsplit(url)[:2]
+        if not url or origin in seen:
+            continue
+        try:
+            check_secure_url(url)
+        except InsecureTransport:
+            seen.add(origin)
+            errors.append(
+                checks.Error(
+                    f"{setting} {url!r} is not HTTPS.",
+                    hint="France Travail requires HTTPS; plain http:// only on loopback.",
+                    id="ftauth.E004",
+                )
+            )
+    return errors
 
 
 @checks.register(checks.Tags.security)
@@ -34,40 +79,7 @@ def check_settings(app_configs=None, **kwargs):
                     id="ftauth.E003",
                 )
             )
-    for realm in conf.realms.values():
-        if not realm.enabled and realm.name != "partenaire":
-            continue
-        urls = {
-            "server": realm.server,
-            "token_url": realm.token_url,
-            "authorize_url": realm.authorize_url,
-            "jwks_url": realm.jwks_url,
-            "discovery_url": realm.discovery_url,
-            "userinfo_url": realm.userinfo_url,
-        }
-        for key, url in urls.items():
-            if not url:
-                continue
-            try:
-                check_secure_url(url)
-            except InsecureTransport:
-                errors.append(
-                    checks.Error(
-                        f"FTAUTH['REALMS']['{realm.name}'] {key} {url!r} is not HTTPS.",
-                        hint="France Travail requires HTTPS; plain http:// only on loopback.",
-                        id="ftauth.E004",
-                    )
-                )
-    try:
-        check_secure_url(conf.api_url)
-    except InsecureTransport:
-        errors.append(
-            checks.Error(
-                f"FTAUTH['API_URL'] {conf.api_url!r} is not HTTPS.",
-                hint="France Travail requires HTTPS; plain http:// only on loopback.",
-                id="ftauth.E004",
-            )
-        )
+    errors += insecure_url_errors(conf)
     if BACKEND not in getattr(settings, "AUTHENTICATION_BACKENDS", []):
         errors.append(
             checks.Error(

@@ -40,3 +40,24 @@ def test_unknown_realm_is_reported(settings):
 def test_missing_backend_is_reported(settings):
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
     assert "ftauth.E005" in ids()
+
+
+def test_insecure_server_is_reported_once_naming_the_setting(settings):
+    settings.FTAUTH = {**settings.FTAUTH, "REALMS": {"individu": {"server": "http://idp.example"}}}
+    errors = [e for e in check_settings() if e.id == "ftauth.E004"]
+    assert len(errors) == 1
+    assert "FTAUTH['REALMS']['individu']['server']" in errors[0].msg
+
+
+def test_insecure_api_url_is_reported(settings):
+    settings.FTAUTH = {**settings.FTAUTH, "API_URL": "http://api.example"}
+    assert any("FTAUTH['API_URL']" in e.msg for e in check_settings() if e.id == "ftauth.E004")
+
+
+def test_insecure_overridden_endpoint_is_reported(settings):
+    realms = {"individu": {"server": "http://127.0.0.1:8000", "token_url": "http://idp.example/t"}}
+    settings.FTAUTH = {**settings.FTAUTH, "REALMS": realms}
+    errors = [e.msg for e in check_settings() if e.id == "ftauth.E004"]
+    assert errors == [
+        "FTAUTH['REALMS']['individu']['token_url'] 'http://idp.example/t' is not HTTPS."
+    ]
