@@ -26,14 +26,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from . import adapter as adapter_module
-from .conf import get_http, get_settings
+from .conf import get_settings
 from .core import tokens
 from .core.authorize import build_authorization_request, state_hash
 from .core.errors import FTAuthError, InvalidResponse, TokenValidationError
 from .core.tokens import TokenResponse
 from .core.userinfo import fetch_userinfo
 from .models import AuditEvent, LinkedAccount, PendingAuthorization
-from .provider import get_provider
+from .provider import Provider, get_provider
 
 logger = logging.getLogger("ftauth.signin")
 
@@ -159,24 +159,18 @@ def take_pending(request: HttpRequest, realm_name: str, state: str | None) -> Pe
     if not any(isinstance(p, list) and p and p[0] == digest for p in pending):
         raise StateError("state unknown to this browser session")
     request.session[SESSION_PENDING] = [p for p in pending if not (p and p[0] == digest)]
-    with transaction.atomic():
-        row = (
-            PendingAuthorization.objects.select_for_update()
-            .filter(state_hash=digest, realm=realm_name)
-            .first()
-        )
-        # Deleting inside the transaction makes the state single-use even when
-        # two callbacks with the same state race each other.
-        if row is None or PendingAuthorization.objects.filter(pk=row.pk).delete()[0] != 1:
-            raise StateError("state already used or unknown")
+    row = PendingAuthorization.objects.filter(state_hash=digest, realm=realm_name).first()
+    # Only the request whose delete removes the row goes on: a state is
+    # single-use even when two callbacks with it race each other.
+    if row is None or PendingAuthorization.objects.filter(pk=row.pk).delete()[0] != 1:
+        raise StateError("state already used or unknown")
     if row.expires_at <= timezone.now():
         raise StateError("the sign-in request expired")
     return row
 
 
-def check_callback_parameters(params: Any, realm_name: str) -> None:
+def check_callback_parameters(params: Any, provider: Provider) -> None:
     """RFC 9207 ``iss`` and France Travail's ``client_id`` on the callback."""
-    provider = get_provider(realm_name)
     metadata = provider.metadata()
     iss = params.get("iss")
     if iss is not None:
@@ -204,9 +198,8 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     if not code:
         # France Travail's cancel button sends the user back with the state only.
         raise SignInCancelled("the user cancelled at France Travail")
-    check_callback_parameters(params, realm_name)
-
     provider = get_provider(realm_name)
+    check_callback_parameters(params, provider)
     conf = provider.conf
     token_response = tokens.exchange_code(
         provider.http,
@@ -227,7 +220,7 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     claims = dict(id_claims)
     if provider.realm.fetch_userinfo:
         userinfo = fetch_userinfo(
-            get_http(), provider.realm.userinfo_url, token_response.access_token
+            provider.http, provider.realm.userinfo_url, token_response.access_token
         )
         # OIDC Core 5.3.2: a userinfo answer for another subject must be refused.
         if userinfo.get("sub") != id_claims["sub"]:

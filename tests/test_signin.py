@@ -7,6 +7,7 @@ tests/test_signin_sandbox.py.
 
 import base64
 import hashlib
+import time
 from datetime import timedelta
 
 import pytest
@@ -350,3 +351,36 @@ def test_refused_client_credentials_are_a_503_that_names_the_settings(client, id
     assert response.status_code == 503
     assert "FTAUTH['CLIENT_SECRET']" in caplog.text
     assert "tests-client-secret" not in caplog.text
+
+
+def test_state_consumed_by_a_concurrent_callback_is_refused(rf, monkeypatch):
+    """Two callbacks with one state: the one whose delete finds no row stops."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db.models import QuerySet
+
+    from ftauth.core.authorize import state_hash
+    from ftauth.signin import SESSION_PENDING, StateError, take_pending
+
+    state = "a-state-of-reasonable-length-123"
+    PendingAuthorization.objects.create(
+        state_hash=state_hash(state),
+        realm="individu",
+        nonce="n",
+        code_verifier="v" * 43,
+        redirect_uri="http://testserver/ftauth/callback/individu/",
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    request = rf.get("/ftauth/callback/individu/")
+    request.session = SessionStore()
+    request.session[SESSION_PENDING] = [[state_hash(state), time.time() + 300]]
+    original_first = QuerySet.first
+
+    def read_then_lose_the_race(self):
+        row = original_first(self)
+        if isinstance(row, PendingAuthorization):
+            PendingAuthorization.objects.filter(pk=row.pk).delete()  # the other callback won
+        return row
+
+    monkeypatch.setattr(QuerySet, "first", read_then_lose_the_race)
+    with pytest.raises(StateError):
+        take_pending(request, "individu", state)
