@@ -7,7 +7,7 @@ tokens) goes through :meth:`Provider.decode_jwt`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import caches
@@ -24,12 +24,19 @@ class Provider:
     realm: Realm
     conf: FTAuthSettings
     http: HttpClient
+    _metadata: discovery.ProviderMetadata | None = field(default=None, init=False, repr=False)
 
     @property
     def cache(self) -> Any:
         return caches[self.conf.cache_alias]
 
     def metadata(self) -> discovery.ProviderMetadata:
+        """From the cache once per provider (one request's worth of work)."""
+        if self._metadata is None:
+            self._metadata = self._fetch_metadata()
+        return self._metadata
+
+    def _fetch_metadata(self) -> discovery.ProviderMetadata:
         return discovery.get_metadata(
             self.realm,
             self.http,
@@ -81,6 +88,9 @@ class Provider:
 
 
 def get_provider(realm_name: str) -> Provider:
-    """The provider of a known realm (:class:`KeyError` for an unknown one)."""
+    """The provider of a known realm (:class:`KeyError` for an unknown one).
+
+    Made per use: it memoizes the metadata, so it must not outlive a request.
+    """
     conf = get_settings()
     return Provider(realm=conf.realm(realm_name), conf=conf, http=get_http())
