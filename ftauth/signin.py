@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from . import adapter as adapter_module
+from . import audit, vault
 from .conf import get_settings
 from .core import tokens
 from .core.authorize import build_authorization_request, state_hash
@@ -275,11 +276,7 @@ def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
     account.last_login_at = timezone.now()
     account.consent_withdrawn_at = None
     account.save()
-    from . import vault
-
     vault.save_tokens(account, identity.tokens, identity.id_token_claims)
-    AuditEvent.objects.create(
-        account=account, user=user, realm=account.realm, sub=account.sub, kind=kind
-    )
+    audit.record(kind, account)
     user.ftauth_account = account
     return user
