@@ -131,11 +131,11 @@ def check_stored_tokens(app_configs=None, databases=None, **kwargs):
     from django.db import DatabaseError
 
     from .crypto import TokenDecryptionError, TokenKeyError, decrypt
-    from .models import TokenSet
+    from .models import Grant
 
     unreadable = 0
     try:
-        sample = TokenSet.objects.order_by("-obtained_at").values_list(
+        sample = Grant.objects.order_by("-obtained_at").values_list(
             "access_token_ciphertext", "refresh_token_ciphertext"
         )[:TOKEN_SAMPLE]
         for ciphertexts in sample:

@@ -120,10 +120,7 @@ class ApiClient:
         self,
         method: str,
         path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
     ) -> ApiResponse:
         """Call ``{API_URL}/partenaire/{path}``; return the answer or raise a typed error.
 
@@ -131,10 +128,30 @@ class ApiClient:
         within ``API_MAX_WAIT``), :class:`ApiError` (any other 4xx, or a 401
         that a new token does not cure), :class:`TransportError` (no answer,
         5xx), :class:`InvalidResponse` (a success without JSON), and what the
-        credentials raise (``ConsentWithdrawn`` for a user's token).
+        credentials raise (``ConsentWithdrawn`` for a user's token). Takes
+        ``params``, ``json`` and ``headers``.
         """
-        url = self.base_url + check_path(path)
-        api = api_name(path)
+        return self.call(method, self.base_url + check_path(path), api_name(path), **kwargs)
+
+    def call_url(self, method: str, url: str, **kwargs: Any) -> ApiResponse:
+        """Like :meth:`request` for an absolute URL (a realm's userinfo endpoint);
+        its quota is that of the API it names under ``/partenaire/``."""
+        rest = url[len(self.base_url) :] if url.startswith(self.base_url) else ""
+        return self.call(method, url, api_name(rest.split("?", 1)[0]) or "userinfo", **kwargs)
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        api: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ApiResponse:
+        """One API call with this client's credentials: the rule for a refused
+        token lives here, once. A 401 renews the token once; a 401 on the renewed
+        token is the credentials' ``refused_again`` error."""
         if headers and any(name.lower() == "authorization" for name in headers):
             raise ValueError("the Authorization header is ftauth's to set")
         token = self.credentials.token()

@@ -58,6 +58,8 @@ KNOWN_KEYS = frozenset(
         "BACKCHANNEL_TIMEOUT",
         "ROTATE_REFRESH_TOKENS",
         "REDIRECT_HOSTS",
+        "END_SESSION_REVOKES_GRANT",
+        "BACKCHANNEL_ON_END_SESSION",
     }
 )
 
@@ -82,6 +84,11 @@ class SandboxSettings:
     rotate_refresh_tokens: bool = True
     # Hosts, besides loopback addresses, the default client may redirect to.
     redirect_hosts: tuple[str, ...] = ("localhost", "testserver")
+    # What ending a login session at the server does to the application's
+    # grant is not documented by France Travail: by default nothing (the
+    # tokens go on working); the variants of other real servers are settings.
+    end_session_revokes_grant: bool = False
+    backchannel_on_end_session: bool = False
 
 
 def _raw() -> Mapping[str, Any]:
@@ -124,6 +131,8 @@ def get_sandbox_settings() -> SandboxSettings:
                 raw.get("ROTATE_REFRESH_TOKENS", defaults.rotate_refresh_tokens)
             ),
             redirect_hosts=tuple(raw.get("REDIRECT_HOSTS", defaults.redirect_hosts)),
+            end_session_revokes_grant=bool(raw.get("END_SESSION_REVOKES_GRANT", False)),
+            backchannel_on_end_session=bool(raw.get("BACKCHANNEL_ON_END_SESSION", False)),
         )
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"FTAUTH_SANDBOX has an invalid value: {exc}") from None
