@@ -1,6 +1,6 @@
 """The sandbox's settings, read from ``settings.FTAUTH_SANDBOX`` at every use.
 
-Read at request time, never cached: tests switch tamper modes and lifetimes
+Read at request time, never cached: tests switch hooks and lifetimes
 with ``override_settings`` on a live server running in the same process.
 ``settings.FTAUTH_SANDBOX`` is optional; a non-dict value (the demo site uses
 a boolean of that name to switch the sandbox on) counts as "no options".
@@ -14,35 +14,9 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
-# Each name makes the sandbox misbehave one way, so that a client's defences
-# can be tested over real HTTP (see docs in the module ``tamper``).
-TAMPER_MODES = frozenset(
-    {
-        "iss_param_wrong",
-        "iss_param_missing",
-        "client_id_param_wrong",
-        "id_token_wrong_iss",
-        "id_token_wrong_aud",
-        "id_token_multi_aud_no_azp",
-        "id_token_wrong_azp",
-        "id_token_expired",
-        "id_token_iat_future",
-        "id_token_too_old",
-        "id_token_wrong_nonce",
-        "token_response_wrong_nonce",
-        "id_token_no_sub",
-        "id_token_bad_signature",
-        "id_token_alg_none",
-        "id_token_hs256",
-        "id_token_unknown_kid",
-        "userinfo_wrong_sub",
-        "token_endpoint_500",
-        "token_endpoint_429",
-        "token_endpoint_slow",
-        "token_endpoint_not_json",
-    }
-)
+from .hooks import NO_HOOKS, SandboxHooks
 
 KNOWN_KEYS = frozenset(
     {
@@ -51,8 +25,7 @@ KNOWN_KEYS = frozenset(
         "CODE_LIFETIME",
         "ACCESS_TOKEN_LIFETIME",
         "ID_TOKEN_LIFETIME",
-        "TAMPER",
-        "SLOW_SECONDS",
+        "HOOKS",
         "ALLOW_WITHOUT_DEBUG",
         "RETIRED_KEY_TTL",
         "BACKCHANNEL_TIMEOUT",
@@ -74,8 +47,8 @@ class SandboxSettings:
     access_token_lifetime: int = 1499
     # 2 h 30, the ID token lifetime announced by France Travail.
     id_token_lifetime: int = 9000
-    tamper: frozenset[str] = frozenset()
-    slow_seconds: float = 3.0
+    # Extension points for tests of a client's defences (see ``hooks``).
+    hooks: SandboxHooks = field(default=NO_HOOKS, repr=False)
     allow_without_debug: bool = False
     # How long a retired signing key stays in the JWKS after a rotation.
     retired_key_ttl: int = 24 * 3600
@@ -96,22 +69,29 @@ def _raw() -> Mapping[str, Any]:
     return raw if isinstance(raw, Mapping) else {}
 
 
+def _hooks(value: Any) -> SandboxHooks:
+    """A :class:`SandboxHooks` instance, given as such or by its dotted path."""
+    if value is None:
+        return NO_HOOKS
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"FTAUTH_SANDBOX['HOOKS']: {exc}") from None
+    if not isinstance(value, SandboxHooks):
+        raise ImproperlyConfigured(
+            "FTAUTH_SANDBOX['HOOKS'] must be a SandboxHooks instance or its dotted path, "
+            f"not {value!r}"
+        )
+    return value
+
+
 def get_sandbox_settings() -> SandboxSettings:
     """The sandbox settings as they are now; :class:`ImproperlyConfigured` if invalid."""
     raw = _raw()
     unknown = set(raw) - KNOWN_KEYS
     if unknown:
         raise ImproperlyConfigured(f"FTAUTH_SANDBOX has unknown keys: {', '.join(sorted(unknown))}")
-    tamper = raw.get("TAMPER") or ()
-    if isinstance(tamper, str):
-        tamper = tamper.replace(",", " ").split()
-    tamper = frozenset(tamper)
-    if tamper - TAMPER_MODES:
-        unknown_modes = ", ".join(sorted(tamper - TAMPER_MODES))
-        raise ImproperlyConfigured(
-            f"FTAUTH_SANDBOX['TAMPER'] has unknown modes: {unknown_modes}; "
-            f"known modes: {', '.join(sorted(TAMPER_MODES))}"
-        )
     defaults = SandboxSettings()
     try:
         return SandboxSettings(
@@ -122,8 +102,7 @@ def get_sandbox_settings() -> SandboxSettings:
                 raw.get("ACCESS_TOKEN_LIFETIME", defaults.access_token_lifetime)
             ),
             id_token_lifetime=int(raw.get("ID_TOKEN_LIFETIME", defaults.id_token_lifetime)),
-            tamper=tamper,
-            slow_seconds=float(raw.get("SLOW_SECONDS", defaults.slow_seconds)),
+            hooks=_hooks(raw.get("HOOKS")),
             allow_without_debug=bool(raw.get("ALLOW_WITHOUT_DEBUG", False)),
             retired_key_ttl=int(raw.get("RETIRED_KEY_TTL", defaults.retired_key_ttl)),
             backchannel_timeout=float(raw.get("BACKCHANNEL_TIMEOUT", defaults.backchannel_timeout)),
@@ -136,11 +115,6 @@ def get_sandbox_settings() -> SandboxSettings:
         )
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"FTAUTH_SANDBOX has an invalid value: {exc}") from None
-
-
-def tampered(mode: str) -> bool:
-    """True when the tamper ``mode`` is switched on now."""
-    return mode in get_sandbox_settings().tamper
 
 
 def check_debug_allowed(settings: Any = django_settings) -> None:

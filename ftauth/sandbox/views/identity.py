@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -142,25 +141,15 @@ def token(request: HttpRequest, host: str) -> HttpResponse:
     realm = parse_realm(request.GET["realm"])
     if realm is None or realm not in HOST_REALMS[host]:
         return oauth_error("invalid_request", "Unknown realm on this server")
-    tamper = get_sandbox_settings().tamper
-    if "token_endpoint_500" in tamper:
-        return HttpResponse(
-            "<h1>Server Error (500)</h1>", status=500, content_type="text/html; charset=utf-8"
-        )
-    if "token_endpoint_429" in tamper:
-        return oauth_error("too_many_requests", "Quota exceeded", 429, {"Retry-After": "7"})
-    if "token_endpoint_not_json" in tamper:
-        return HttpResponse(
-            "<html><body>Maintenance en cours</body></html>",
-            content_type="text/html; charset=utf-8",
-        )
-    if "token_endpoint_slow" in tamper:
-        time.sleep(get_sandbox_settings().slow_seconds)
-    try:
-        oauth_request = SandboxRequest(request, realm_site(request, host, realm), form_only=True)
-        return server.create_token_response(oauth_request)
-    except InsecureTransportError:
-        return oauth_error("invalid_request", "HTTPS is required")
+    site = realm_site(request, host, realm)
+
+    def answer() -> HttpResponse:
+        try:
+            return server.create_token_response(SandboxRequest(request, site, form_only=True))
+        except InsecureTransportError:
+            return oauth_error("invalid_request", "HTTPS is required")
+
+    return get_sandbox_settings().hooks.token_endpoint(request, answer)
 
 
 @never_cache
