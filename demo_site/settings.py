@@ -84,6 +84,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://ftauth-demo")}
+# django-environ reads ?key_prefix= under a name Django ignores: several sites (or test
+# runs) sharing one Redis keep apart only with KEY_PREFIX.
+if "key_prefix" in CACHES["default"]:
+    CACHES["default"]["KEY_PREFIX"] = CACHES["default"].pop("key_prefix")
 
 AUTHENTICATION_BACKENDS = [
     "ftauth.backends.FranceTravailBackend",
