@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .quota import ALGORITHMS
+
 # Each name makes the sandbox misbehave one way, so that a client's defences
 # can be tested over real HTTP (see docs in the module ``tamper``).
 TAMPER_MODES = frozenset(
@@ -48,6 +50,7 @@ KNOWN_KEYS = frozenset(
     {
         "CLIENTS",
         "QUOTA_PER_SECOND",
+        "QUOTA_ALGORITHM",
         "CODE_LIFETIME",
         "ACCESS_TOKEN_LIFETIME",
         "ID_TOKEN_LIFETIME",
@@ -67,6 +70,8 @@ class SandboxSettings:
     clients: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
     # France Travail's per-application quota (Offres d'emploi: 4 calls/s).
     quota_per_second: float = 4.0
+    # How the quota is counted (France Travail does not say): see ftauth.sandbox.quota.
+    quota_algorithm: str = "token_bucket"
     code_lifetime: int = 60
     # France Travail answers expires_in=1499 (about 25 minutes).
     access_token_lifetime: int = 1499
@@ -106,10 +111,17 @@ def get_sandbox_settings() -> SandboxSettings:
             f"known modes: {', '.join(sorted(TAMPER_MODES))}"
         )
     defaults = SandboxSettings()
+    algorithm = str(raw.get("QUOTA_ALGORITHM", defaults.quota_algorithm))
+    if algorithm not in ALGORITHMS:
+        raise ImproperlyConfigured(
+            f"FTAUTH_SANDBOX['QUOTA_ALGORITHM'] is {algorithm!r}; "
+            f"choose one of {', '.join(sorted(ALGORITHMS))}"
+        )
     try:
         return SandboxSettings(
             clients=tuple(raw.get("CLIENTS") or ()),
             quota_per_second=float(raw.get("QUOTA_PER_SECOND", defaults.quota_per_second)),
+            quota_algorithm=algorithm,
             code_lifetime=int(raw.get("CODE_LIFETIME", defaults.code_lifetime)),
             access_token_lifetime=int(
                 raw.get("ACCESS_TOKEN_LIFETIME", defaults.access_token_lifetime)
