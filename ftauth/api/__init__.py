@@ -74,6 +74,7 @@ def _client(credentials: Any, conf: FTAuthSettings) -> ApiClient:
         limiter=rate_limiter(conf),
         max_retries=conf.api_max_retries,
         retry_after_cap=conf.api_retry_after_cap,
+        time_budget=conf.api_time_budget,
     )
 
 
