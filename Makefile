@@ -14,7 +14,7 @@ VENV312 := .venv-312
 PYTHON := $(VENV)/bin/python
 DEMO_ADDR ?= 127.0.0.1:8000
 
-.PHONY: demo serve test check lint services venv venv312 bench messages clean
+.PHONY: demo serve test interop check lint services venv venv312 bench messages clean
 
 # The stamps depend on pyproject.toml: a changed dependency or extra reinstalls.
 # scripts/find-python.sh finds a working interpreter even where pyenv shims are not.
@@ -54,7 +54,15 @@ lint: venv
 services:
 	bash scripts/services.sh
 
-test: venv venv312 services
+# The interoperability tests' identity server (oidc-provider, pinned by package-lock.json).
+INTEROP := tests/interop
+$(INTEROP)/node_modules/.installed: $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund
+	touch $@
+
+interop: $(INTEROP)/node_modules/.installed
+
+test: venv venv312 services interop
 	bash scripts/run-tests.sh
 
 bench: venv services

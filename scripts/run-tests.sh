@@ -20,7 +20,8 @@ mkdir -p "$logs"
 
 pg=postgres://postgres@127.0.0.1:5432
 redis=rediscache://127.0.0.1:6379
-sqlite="DATABASE_URL=sqlite:///:memory: CACHE_URL=locmemcache://ftauth-tests"
+# make test installs tests/interop's identity server first: its tests must run, not skip.
+sqlite="DATABASE_URL=sqlite:///:memory: CACHE_URL=locmemcache://ftauth-tests FTAUTH_REQUIRE_INTEROP=1"
 # Per checkout (not per invocation): two checkouts' matrices running at the same time stay
 # apart, and a test database left by an interrupted run is reused, not piled up.
 tag=${FTAUTH_TEST_TAG:-$(pwd -P | cksum | cut -d' ' -f1)}
@@ -28,8 +29,8 @@ tag=${FTAUTH_TEST_TAG:-$(pwd -P | cksum | cut -d' ' -f1)}
 # name | venv | marker expression | environment (space-separated, no spaces inside values).
 # Longest runs first: the scheduler starts them in this order.
 runs=(
-  "py311-django52-postgres-redis|.venv|not browser|DATABASE_URL=$pg/ftauth_${tag}_311 CACHE_URL=$redis/11 FTAUTH_REQUIRE_HOSTS=1"
-  "py312-django6-postgres-redis|.venv-312|not browser|DATABASE_URL=$pg/ftauth_${tag}_312 CACHE_URL=$redis/12 FTAUTH_REQUIRE_HOSTS=1"
+  "py311-django52-postgres-redis|.venv|not browser|DATABASE_URL=$pg/ftauth_${tag}_311 CACHE_URL=$redis/11 FTAUTH_REQUIRE_HOSTS=1 FTAUTH_REQUIRE_INTEROP=1"
+  "py312-django6-postgres-redis|.venv-312|not browser|DATABASE_URL=$pg/ftauth_${tag}_312 CACHE_URL=$redis/12 FTAUTH_REQUIRE_HOSTS=1 FTAUTH_REQUIRE_INTEROP=1"
   "py311-django52-sqlite|.venv|not browser and not hosts|$sqlite"
   "py312-django6-sqlite|.venv-312|not browser and not hosts|$sqlite"
   "py311-django52-sqlite-browser|.venv|browser|$sqlite FTAUTH_REQUIRE_BROWSER=1"
