@@ -182,3 +182,39 @@ def check_middleware_order(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+# Cache backends whose entries live in one process: ftauth's shared state (application
+# tokens, the quota's schedule, JWKS and discovery) would be kept once per worker.
+PER_PROCESS_CACHES = frozenset(
+    {
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+    }
+)
+
+
+@checks.register(checks.Tags.caches)
+def check_shared_cache(app_configs=None, **kwargs):
+    """With DEBUG off, several workers are likely: they must share one cache."""
+    if settings.DEBUG:
+        return []
+    try:
+        alias = get_settings().cache_alias
+    except ConfigurationError:
+        return []  # reported by check_settings
+    backend = (getattr(settings, "CACHES", {}) or {}).get(alias, {}).get("BACKEND", "")
+    if backend not in PER_PROCESS_CACHES:
+        return []
+    return [
+        checks.Warning(
+            f"The cache {alias!r} used by ftauth ({backend.rsplit('.', 1)[-1]}) is kept per "
+            "process.",
+            hint=(
+                "Each worker would fetch its own application token and pace its own calls, "
+                "so together they exceed France Travail's quota. Use a cache every worker and "
+                "host shares (Redis), or set FTAUTH['CACHE_ALIAS'] to one."
+            ),
+            id="ftauth.W040",
+        )
+    ]

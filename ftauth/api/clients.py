@@ -53,5 +53,6 @@ def build_client(conf: FTAuthSettings, make: Callable[..., C]) -> C:
         "limiter": rate_limiter(conf),
         "max_retries": conf.api_max_retries,
         "retry_after_cap": conf.api_retry_after_cap,
+        "time_budget": conf.api_time_budget,
     }
     return make(**options)

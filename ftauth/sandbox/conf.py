@@ -17,11 +17,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .hooks import NO_HOOKS, SandboxHooks
+from .quota import ALGORITHMS
 
 KNOWN_KEYS = frozenset(
     {
         "CLIENTS",
         "QUOTA_PER_SECOND",
+        "QUOTA_ALGORITHM",
         "CODE_LIFETIME",
         "ACCESS_TOKEN_LIFETIME",
         "ID_TOKEN_LIFETIME",
@@ -42,6 +44,8 @@ class SandboxSettings:
     clients: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
     # France Travail's per-application quota (Offres d'emploi: 4 calls/s).
     quota_per_second: float = 4.0
+    # How the quota is counted (France Travail does not say): see ftauth.sandbox.quota.
+    quota_algorithm: str = "token_bucket"
     code_lifetime: int = 60
     # France Travail answers expires_in=1499 (about 25 minutes).
     access_token_lifetime: int = 1499
@@ -93,10 +97,17 @@ def get_sandbox_settings() -> SandboxSettings:
     if unknown:
         raise ImproperlyConfigured(f"FTAUTH_SANDBOX has unknown keys: {', '.join(sorted(unknown))}")
     defaults = SandboxSettings()
+    algorithm = str(raw.get("QUOTA_ALGORITHM", defaults.quota_algorithm))
+    if algorithm not in ALGORITHMS:
+        raise ImproperlyConfigured(
+            f"FTAUTH_SANDBOX['QUOTA_ALGORITHM'] is {algorithm!r}; "
+            f"choose one of {', '.join(sorted(ALGORITHMS))}"
+        )
     try:
         return SandboxSettings(
             clients=tuple(raw.get("CLIENTS") or ()),
             quota_per_second=float(raw.get("QUOTA_PER_SECOND", defaults.quota_per_second)),
+            quota_algorithm=algorithm,
             code_lifetime=int(raw.get("CODE_LIFETIME", defaults.code_lifetime)),
             access_token_lifetime=int(
                 raw.get("ACCESS_TOKEN_LIFETIME", defaults.access_token_lifetime)

@@ -85,7 +85,10 @@ def protected(
                     f"a user token of realm /{user_realm}" if wants_user else "an application token"
                 )
                 return _bearer_error("insufficient_scope", f"This API needs {kind}", 403)
-            decision = buckets.take(token.client_id, api, get_sandbox_settings().quota_per_second)
+            sandbox = get_sandbox_settings()
+            decision = buckets.take(
+                token.client_id, api, sandbox.quota_per_second, sandbox.quota_algorithm
+            )
             if not decision.allowed:
                 return json_response(
                     {"message": "Limite de requêtes par seconde atteinte"}, 429, decision.headers()
