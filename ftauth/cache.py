@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from django.core.cache import caches
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheBackendError
 from django.db import DatabaseError
 
 logger = logging.getLogger("ftauth.cache")
@@ -27,7 +27,8 @@ logger = logging.getLogger("ftauth.cache")
 def _backend_errors() -> tuple[type[BaseException], ...]:
     # OSError: sockets and the file cache; DatabaseError: the database cache; the
     # client libraries of Redis and memcached have their own bases, when installed.
-    errors: list[type[BaseException]] = [OSError, DatabaseError]
+    # A CACHE_ALIAS missing from CACHES (check ftauth.E011) is no cache either.
+    errors: list[type[BaseException]] = [OSError, DatabaseError, InvalidCacheBackendError]
     try:
         from redis.exceptions import RedisError
 

@@ -321,3 +321,9 @@ def test_a_missing_iss_is_refused_during_a_discovery_outage(client, idp, cache_c
     response = callback(client, idp, params, iss=None, code=authorize(idp, params))
     assert response.status_code == 400 and not signed_in(client)
     assert len(idp.token_requests()) == tokens_before
+
+
+def test_a_cache_alias_missing_from_caches_is_no_500(client, idp, settings):
+    use_cache(settings, "not-in-caches")  # reported by check ftauth.E011
+    _params, response = sign_in(client, idp)
+    assert response.status_code == 302 and signed_in(client)
