@@ -28,6 +28,7 @@ from ..core.logout_token import validate_logout_claims
 from ..models import AccountSession, AuditEvent, ConsumedLogoutToken, LinkedAccount
 from ..provider import get_provider
 from ..sessions import ENDED_SIGNED_OUT, SESSION_KEY, end_sessions, session_marker
+from .errors import ftauth_view
 
 logger = logging.getLogger("ftauth.session")
 
@@ -40,6 +41,7 @@ def _safe_url(request: HttpRequest, url: str | None, default: str) -> str:
     return default
 
 
+@ftauth_view
 @require_POST
 @csrf_protect
 @never_cache
@@ -81,6 +83,7 @@ def _logout_error(description: str) -> JsonResponse:
     return response
 
 
+@ftauth_view
 @csrf_exempt  # called by the identity server, which holds no CSRF token; the JWT is the proof
 @require_POST
 def backchannel_logout(request: HttpRequest, realm: str) -> HttpResponse:
@@ -149,6 +152,7 @@ def _end_named_sessions(realm: str, sub: str | None, sid: str | None) -> int:
     return ended
 
 
+@ftauth_view
 @login_required
 @require_GET
 @never_cache
@@ -177,6 +181,7 @@ def status_label(status: vault.TokenStatus) -> str:
     return labels[status]
 
 
+@ftauth_view
 @login_required
 @require_POST
 @csrf_protect
@@ -208,6 +213,7 @@ def unlink(request: HttpRequest, realm: str) -> HttpResponse:
     )
 
 
+@ftauth_view
 @require_GET
 @never_cache
 def consent_withdrawn(request: HttpRequest) -> HttpResponse:
