@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ..core.typed import SettingError, as_bool
+
 # Each name makes the sandbox misbehave one way, so that a client's defences
 # can be tested over real HTTP (see docs in the module ``tamper``).
 TAMPER_MODES = frozenset(
@@ -145,10 +147,18 @@ def check_debug_allowed(settings: Any = django_settings) -> None:
         return
     ftauth = getattr(settings, "FTAUTH", None)
     sandbox = getattr(settings, "FTAUTH_SANDBOX", None)
-    if isinstance(ftauth, Mapping) and ftauth.get("SANDBOX_ALLOW_WITHOUT_DEBUG"):
-        return
-    if isinstance(sandbox, Mapping) and sandbox.get("ALLOW_WITHOUT_DEBUG"):
-        return
+    # Typed like every FTAUTH value: the string "false" must never allow it.
+    flags = [
+        ("FTAUTH['SANDBOX_ALLOW_WITHOUT_DEBUG']", ftauth, "SANDBOX_ALLOW_WITHOUT_DEBUG"),
+        ("FTAUTH_SANDBOX['ALLOW_WITHOUT_DEBUG']", sandbox, "ALLOW_WITHOUT_DEBUG"),
+    ]
+    for name, options, key in flags:
+        if isinstance(options, Mapping) and options.get(key) is not None:
+            try:
+                if as_bool(name, options[key]):
+                    return
+            except SettingError as exc:
+                raise ImproperlyConfigured(str(exc)) from None
     raise ImproperlyConfigured(
         "ftauth.sandbox signs anyone in as a test persona and must not run with "
         "DEBUG = False. Remove 'ftauth.sandbox' from INSTALLED_APPS, or, if you really "
