@@ -109,8 +109,13 @@ def callback_uri(request: HttpRequest, realm: str) -> str:
 
 def safe_next_url(request: HttpRequest, next_url: str | None) -> str:
     """``next`` only when it stays on this site; otherwise the configured default."""
-    if next_url and url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    # A NUL byte cannot be stored in PostgreSQL text: such a next is no URL of ours.
+    if (
+        next_url
+        and "\x00" not in next_url
+        and url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     ):
         return next_url
     return get_settings().login_redirect_url

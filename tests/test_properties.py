@@ -52,7 +52,9 @@ raw_query = st.lists(st.tuples(st.sampled_from(PARAMS), st.binary(max_size=60)),
 )
 params = st.lists(st.tuples(st.sampled_from(PARAMS), text), max_size=8)
 # Headers and cookies reach Django decoded as ISO-8859-1 (PEP 3333): any byte, no more.
-latin1 = st.text(alphabet=st.characters(max_codepoint=255), max_size=200)
+# No NUL: Django's own database session store queries PostgreSQL with the cookie and
+# fails on it (a Django matter, before any ftauth code; see the issue-8 report).
+latin1 = st.text(alphabet=st.characters(max_codepoint=255, exclude_characters="\x00"), max_size=200)
 realm_segment = st.one_of(
     st.sampled_from(["individu", "employeur", "partenaire", "agent", "INDIVIDU"]),
     st.text(alphabet=st.characters(exclude_characters="/?#"), min_size=1, max_size=30),
