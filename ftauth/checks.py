@@ -1,11 +1,19 @@
-"""System checks: misconfiguration reported at ``manage.py check``, not as a 500."""
+"""System checks: misconfiguration reported at ``manage.py check``, not as a 500.
 
+One check id per rule; the list is in docs/settings.md.
+"""
+
+import os
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch
+from django.utils.module_loading import import_string
 
-from .conf import FTAuthSettings, get_settings
+from .conf import FTAuthSettings, SettingsErrors, get_settings
+from .core import typed
 from .core.errors import ConfigurationError, InsecureTransport
 from .core.http import check_secure_url
 from .core.realms import PARTENAIRE
@@ -55,13 +63,62 @@ def insecure_url_errors(conf: FTAuthSettings) -> list[checks.Error]:
     return errors
 
 
+HINT = "Fix settings.FTAUTH (see docs/settings.md)."
+
+
+def _django_settings_errors(conf: FTAuthSettings) -> list[checks.Error]:
+    """What the FTAUTH values name elsewhere: a cache, a class, a URL, a file."""
+    errors = []
+    if conf.cache_alias not in getattr(settings, "CACHES", {}):
+        errors.append(
+            checks.Error(
+                f"FTAUTH['CACHE_ALIAS'] names {conf.cache_alias!r}, which is not in CACHES.",
+                hint="Name one of the aliases of settings.CACHES (default: 'default').",
+                id="ftauth.E011",
+            )
+        )
+    try:
+        import_string(conf.account_adapter)
+    except ImportError as exc:
+        errors.append(
+            checks.Error(
+                f"FTAUTH['ACCOUNT_ADAPTER'] {conf.account_adapter!r} cannot be imported "
+                f"({type(exc).__name__}: {exc}).",
+                hint="A dotted path to a subclass of ftauth.adapter.AccountAdapter.",
+                id="ftauth.E012",
+            )
+        )
+    try:
+        resolve_url(conf.logout_redirect_url)
+    except NoReverseMatch:
+        errors.append(
+            checks.Error(
+                f"FTAUTH['LOGOUT_REDIRECT_URL'] {conf.logout_redirect_url!r} is neither a URL "
+                "nor the name of one.",
+                hint="A path such as '/' or a URL pattern name.",
+                id="ftauth.E013",
+            )
+        )
+    if conf.http_ca_file and not os.path.isfile(conf.http_ca_file):
+        errors.append(
+            checks.Error(
+                f"FTAUTH['HTTP_CA_FILE'] {conf.http_ca_file!r} is not a file.",
+                hint="The path of a PEM bundle of CA certificates, or leave it unset.",
+                id="ftauth.E014",
+            )
+        )
+    return errors
+
+
 @checks.register(checks.Tags.security)
 def check_settings(app_configs=None, **kwargs):
     try:
         conf = get_settings()
+    except SettingsErrors as exc:
+        return [checks.Error(str(error), hint=HINT, id=error.check_id) for error in exc.errors]
     except ConfigurationError as exc:
-        return [checks.Error(str(exc), hint="Fix settings.FTAUTH.", id="ftauth.E001")]
-    errors = []
+        return [checks.Error(str(exc), hint=HINT, id=typed.UNKNOWN_KEY)]
+    errors = _django_settings_errors(conf)
     if not conf.sandbox:
         if not conf.client_id:
             errors.append(
@@ -169,6 +226,17 @@ def check_middleware_order(app_configs=None, **kwargs):
     middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
     ours = "ftauth.middleware.ConsentMiddleware"
     auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
+    if ours not in middleware:
+        return [
+            checks.Warning(
+                f"{ours} is not in MIDDLEWARE.",
+                hint=(
+                    f"Add {ours} after {auth}: without it, a session signed in through "
+                    "France Travail outlives a consent withdrawal or a sign-out elsewhere."
+                ),
+                id="ftauth.W015",
+            )
+        ]
     if (
         ours in middleware
         and auth in middleware

@@ -3,13 +3,15 @@
 Nothing is read at import time: :func:`get_settings` builds the object on
 first use and caches it, and Django's ``setting_changed`` signal (sent by
 ``override_settings``) clears the cache, so tests need no module reloads.
-Misconfiguration is reported by ``ftauth.checks`` at ``manage.py check``.
+Every value is converted to its type or refused here (``ftauth.core.typed``),
+so no setting can surprise a view at request time; misconfiguration is reported
+by ``ftauth.checks`` at ``manage.py check``, one check id per rule.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,44 +19,51 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .core import typed
 from .core.errors import ConfigurationError
 from .core.http import HttpClient, HttpConfig
 from .core.realms import API_SERVER, ID_TOKEN_LIFETIME, Realm, build_realms
 
-KNOWN_KEYS = {
-    "CLIENT_ID",
-    "CLIENT_SECRET",
-    "REALMS",
-    "API_URL",
-    "TOKEN_KEYS",
-    "ACCOUNT_ADAPTER",
-    "LINK_BY_EMAIL",
-    "CONSENT_CHECK_INTERVAL",
-    "PENDING_LOGIN_TTL",
-    "PENDING_LOGIN_MAX",
-    "CLOCK_LEEWAY",
-    "ID_TOKEN_MAX_AGE",
-    "JWKS_CACHE_TTL",
-    "JWKS_REFETCH_INTERVAL",
-    "HTTP_CONNECT_TIMEOUT",
-    "HTTP_READ_TIMEOUT",
-    "HTTP_RETRIES",
-    "HTTP_CA_FILE",
-    "LOGIN_REDIRECT_URL",
-    "LOGOUT_REDIRECT_URL",
-    "SANDBOX",
-    "SANDBOX_ALLOW_WITHOUT_DEBUG",
-    "CACHE_ALIAS",
-    "API_RATE_LIMITS",
-    "API_DEFAULT_RATE",
-    "API_MAX_WAIT",
-    "API_MAX_RETRIES",
-    "API_RETRY_AFTER_CAP",
-    "API_TIME_BUDGET",
-    "APPLICATION_SCOPES",
-    "REFRESH_MARGIN",
-    "AUDIT_RETENTION_DAYS",
+
+def _positive(converter: Callable[..., Any], **bounds: Any) -> Callable[[str, Any], Any]:
+    return functools.partial(converter, **bounds)
+
+
+# Each FTAUTH key with the conversion of its value (bounds: docs/settings.md).
+CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
+    "CLIENT_ID": typed.as_str,
+    "CLIENT_SECRET": typed.as_str,
+    "API_URL": typed.as_str,
+    "TOKEN_KEYS": typed.as_str_tuple,
+    "ACCOUNT_ADAPTER": typed.as_str,
+    "LINK_BY_EMAIL": typed.as_bool,
+    "CONSENT_CHECK_INTERVAL": typed.as_int,
+    "PENDING_LOGIN_TTL": _positive(typed.as_int, minimum=1),
+    "PENDING_LOGIN_MAX": _positive(typed.as_int, minimum=1),
+    "CLOCK_LEEWAY": typed.as_int,
+    "ID_TOKEN_MAX_AGE": _positive(typed.as_int, minimum=1),
+    "JWKS_CACHE_TTL": _positive(typed.as_int, minimum=1),
+    "JWKS_REFETCH_INTERVAL": typed.as_int,
+    "HTTP_CONNECT_TIMEOUT": _positive(typed.as_float, strict=True),
+    "HTTP_READ_TIMEOUT": _positive(typed.as_float, strict=True),
+    "HTTP_RETRIES": typed.as_int,
+    "HTTP_CA_FILE": typed.as_optional_str,
+    "LOGIN_REDIRECT_URL": typed.as_str,
+    "LOGOUT_REDIRECT_URL": typed.as_str,
+    "SANDBOX": typed.as_bool,
+    "SANDBOX_ALLOW_WITHOUT_DEBUG": typed.as_bool,
+    "CACHE_ALIAS": typed.as_str,
+    "API_RATE_LIMITS": typed.as_rate_map,
+    "API_DEFAULT_RATE": _positive(typed.as_float, strict=True),
+    "API_MAX_WAIT": typed.as_float,
+    "API_MAX_RETRIES": typed.as_int,
+    "API_RETRY_AFTER_CAP": typed.as_float,
+    "API_TIME_BUDGET": _positive(typed.as_float, strict=True),
+    "APPLICATION_SCOPES": typed.as_str_tuple,
+    "REFRESH_MARGIN": typed.as_int,
+    "AUDIT_RETENTION_DAYS": typed.as_int,
 }
+KNOWN_KEYS = {*CONVERTERS, "REALMS"}
 
 
 @dataclass(frozen=True)
@@ -114,41 +123,52 @@ class FTAuthSettings:
         )
 
 
-def _as_tuple(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.replace(",", " ").split() if v.strip())
-    return tuple(str(v) for v in value)
+class SettingsErrors(ConfigurationError):
+    """Every problem found in ``FTAUTH``, each a :class:`SettingError` with its check id."""
+
+    def __init__(self, errors: list[typed.SettingError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
 
 
-def load_settings(raw: Mapping[str, Any]) -> FTAuthSettings:
-    """Build the typed settings from a ``FTAUTH`` dict; raise :class:`ConfigurationError`."""
-    unknown = set(raw) - KNOWN_KEYS
+def load_settings(raw: Any) -> FTAuthSettings:
+    """Build the typed settings from a ``FTAUTH`` dict, every value converted.
+
+    Raises :class:`SettingsErrors` listing each wrong value (all of them, so that
+    ``manage.py check`` reports everything at once).
+    """
+    if not isinstance(raw, Mapping):
+        raise SettingsErrors([typed.wrong_type("settings.FTAUTH", "a dict", raw)])
+    errors: list[typed.SettingError] = []
+    unknown = {str(key) for key in raw} - KNOWN_KEYS
     if unknown:
-        raise ConfigurationError(f"FTAUTH has unknown keys: {', '.join(sorted(unknown))}")
-    api_url = str(raw.get("API_URL") or API_SERVER).rstrip("/")
-    realms_raw = raw.get("REALMS", {"individu": {}})
-    if not isinstance(realms_raw, Mapping):
-        raise ConfigurationError("FTAUTH['REALMS'] must be a dict of realm name to options")
-    simple = {
-        key.lower(): raw[key]
-        for key in KNOWN_KEYS - {"CLIENT_ID", "CLIENT_SECRET", "REALMS", "API_URL"}
-        if key in raw
-    }
-    for key in ("token_keys", "application_scopes"):
-        if key in simple:
-            simple[key] = _as_tuple(simple[key])
-    try:
-        return FTAuthSettings(
-            client_id=str(raw.get("CLIENT_ID") or ""),
-            client_secret=str(raw.get("CLIENT_SECRET") or ""),
-            realms=build_realms(realms_raw, api_url),
-            api_url=api_url,
-            **simple,
+        errors.append(
+            typed.SettingError(
+                f"FTAUTH has unknown keys: {', '.join(sorted(unknown))}",
+                check_id=typed.UNKNOWN_KEY,
+            )
         )
-    except TypeError as exc:  # pragma: no cover - guarded by KNOWN_KEYS
-        raise ConfigurationError(str(exc)) from None
+    values: dict[str, Any] = {}
+    for key, convert in CONVERTERS.items():
+        if key in raw and raw[key] is not None:
+            try:
+                values[key.lower()] = convert(f"FTAUTH['{key}']", raw[key])
+            except typed.SettingError as exc:
+                errors.append(exc)
+    api_url = (values.pop("api_url", "") or API_SERVER).rstrip("/")
+    try:
+        realms = build_realms(raw.get("REALMS", {"individu": {}}), api_url)
+    except typed.SettingError as exc:
+        errors.append(exc)
+    if errors:
+        raise SettingsErrors(errors)
+    return FTAuthSettings(
+        client_id=values.pop("client_id", ""),
+        client_secret=values.pop("client_secret", ""),
+        realms=realms,
+        api_url=api_url,
+        **values,
+    )
 
 
 @functools.cache

@@ -1,8 +1,10 @@
 """A realm's identity server as seen from Django: metadata, keys, token validation.
 
-Joins the protocol core to the settings and Django's cache; everything that
-verifies a JWT from France Travail (ID tokens, refreshed ID tokens, logout
-tokens) goes through :meth:`Provider.decode_jwt`.
+Joins the protocol core to the settings and Django's cache (guarded: an
+unreachable cache means fetching again, see ``ftauth.cache``). ID tokens, fresh
+or refreshed, come from the token endpoint and go through
+:meth:`Provider.validate_id_token`; tokens anyone can post (logout tokens) go
+through :meth:`Provider.decode_jwt`, whose JWKS refetches are rate-limited.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.cache import caches
-
+from .cache import GuardedCache
 from .conf import FTAuthSettings, get_http, get_settings
 from .core import discovery, idtoken
 from .core.http import HttpClient
@@ -25,10 +26,14 @@ class Provider:
     conf: FTAuthSettings
     http: HttpClient
     _metadata: discovery.ProviderMetadata | None = field(default=None, init=False, repr=False)
+    _cache: GuardedCache | None = field(default=None, init=False, repr=False)
 
     @property
-    def cache(self) -> Any:
-        return caches[self.conf.cache_alias]
+    def cache(self) -> GuardedCache:
+        # One per provider: after a failure the cache is left alone for this request.
+        if self._cache is None:
+            self._cache = GuardedCache(self.conf.cache_alias)
+        return self._cache
 
     def metadata(self) -> discovery.ProviderMetadata:
         """From the cache once per provider (one request's worth of work)."""
@@ -45,7 +50,7 @@ class Provider:
             explicit_issuer=self.realm.issuer_is_configured,
         )
 
-    def jwks(self, refresh: bool = False) -> dict[str, Any]:
+    def jwks(self, refresh: bool = False, *, rate_limited: bool = True) -> dict[str, Any]:
         return discovery.get_jwks(
             self.metadata().jwks_uri,
             self.http,
@@ -53,7 +58,13 @@ class Provider:
             ttl=self.conf.jwks_cache_ttl,
             refetch_interval=self.conf.jwks_refetch_interval,
             refresh=refresh,
+            rate_limited=rate_limited,
         )
+
+    def _token_endpoint_jwks(self, refresh: bool = False) -> dict[str, Any]:
+        # The token endpoint's answer is authenticated by TLS and comes once per
+        # exchange: an unknown kid there is a key rotation, always worth a refetch.
+        return self.jwks(refresh, rate_limited=False)
 
     def rules(self) -> idtoken.IdTokenRules:
         return idtoken.IdTokenRules(
@@ -65,7 +76,9 @@ class Provider:
         )
 
     def decode_jwt(self, token: str) -> dict[str, Any]:
-        """Signature and algorithm checks only; the caller checks the claims."""
+        """Signature and algorithm checks only, for a token anyone can post (a logout
+        token): its unknown ``kid`` refetches the JWKS only within the budget.
+        The caller checks the claims."""
         return verify_signature(
             token,
             allowed_algorithms=self.realm.id_token_algorithms,
@@ -80,7 +93,7 @@ class Provider:
         return idtoken.validate_id_token(
             id_token,
             self.rules(),
-            jwks_source=self.jwks,
+            jwks_source=self._token_endpoint_jwks,
             client_secret=self.conf.client_secret,
             nonce=nonce,
             token_response_nonce=token_response_nonce,

@@ -148,13 +148,20 @@ def take_pending(request: HttpRequest, realm_name: str, state: str | None) -> Pe
 
 
 def check_callback_parameters(params: Any, provider: Provider) -> None:
-    """RFC 9207 ``iss`` and France Travail's ``client_id`` on the callback."""
+    """RFC 9207 ``iss`` and France Travail's ``client_id`` on the callback.
+
+    A present ``iss`` or ``client_id`` must be right on every callback, errors and
+    cancellations included (RFC 9207 section 2): a foreign server's error must not
+    pass for ours. A missing ``iss`` is refused only with a ``code``, the one answer
+    that sends anything to a token endpoint; France Travail's cancel button comes
+    back with the ``state`` alone.
+    """
     metadata = provider.metadata()
     iss = params.get("iss")
     if iss is not None:
         if iss != metadata.issuer:
             raise CallbackMismatch("iss_parameter", "iss parameter is not the realm's issuer")
-    elif metadata.iss_parameter_supported:
+    elif metadata.iss_parameter_supported and params.get("code"):
         raise CallbackMismatch(
             "iss_parameter", "iss parameter missing although the server announces it"
         )
@@ -167,6 +174,8 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     """Check the callback, exchange the code, validate the tokens and userinfo."""
     params = request.GET
     pending = take_pending(request, realm_name, params.get("state"))
+    provider = get_provider(realm_name)
+    check_callback_parameters(params, provider)
     error = params.get("error")
     if error == "access_denied":
         raise ConsentRefused("the user refused consent")
@@ -176,8 +185,6 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     if not code:
         # France Travail's cancel button sends the user back with the state only.
         raise SignInCancelled("the user cancelled at France Travail")
-    provider = get_provider(realm_name)
-    check_callback_parameters(params, provider)
     conf = provider.conf
     token_response = tokens.exchange_code(
         provider.http,

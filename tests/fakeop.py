@@ -33,6 +33,8 @@ from ftauth.core.logout_token import BACKCHANNEL_LOGOUT_EVENT
 CLIENT_ID = "ftauth-tests"
 CLIENT_SECRET = "tests-client-secret"
 _KEY = RSAKey.generate_key(2048, parameters={"kid": "fakeop-1"}, private=True)
+# A failure status that answers nothing whole: headers, half the body, connection closed.
+DROP = -1
 
 
 @dataclass
@@ -58,14 +60,15 @@ class _QuietServer(ThreadingHTTPServer):
 class FakeOP:
     def __init__(self) -> None:
         self.key = _KEY
+        self.published = [_KEY]
         self.lock = threading.Lock()
         self.grants: list[Grant] = []
         self.requests: list[dict[str, Any]] = []
         # Every token handed out, to search logs and pages for them.
         self.issued: list[str] = []
-        # [(kind, status, headers)]: the next answers of an endpoint kind
-        # ("token", "userinfo"), consumed in order.
-        self.failures: list[tuple[str, int, dict[str, str]]] = []
+        # [(kind, status, headers, body)]: the next answers of an endpoint kind
+        # ("token", "userinfo", "jwks", "discovery"), consumed in order.
+        self.failures: list[tuple[str, int, dict[str, str], Any]] = []
         self.token_delay = 0.0
         self.userinfo_delay = 0.0
         self.refreshed_claims: dict[str, Any] = {}
@@ -112,6 +115,8 @@ class FakeOP:
             self.token_delay = 0.0
             self.userinfo_delay = 0.0
             self.refreshed_claims = {}
+            self.key = _KEY
+            self.published = [_KEY]
             self._scripts_init()
 
     def _scripts_init(self) -> None:
@@ -174,12 +179,29 @@ class FakeOP:
                 if token in g.access_tokens or token == g.refresh_token or token in g.id_tokens
             )
 
-    def fail_next(self, kind: str, status: int, headers: dict[str, str] | None = None) -> None:
+    def fail_next(
+        self, kind: str, status: int, headers: dict[str, str] | None = None, body: Any = None
+    ) -> None:
+        """The next answer of ``kind``: ``status`` (or :data:`DROP`) with ``body``."""
         with self.lock:
-            self.failures.append((kind, status, headers or {}))
+            self.failures.append((kind, status, headers or {}, body))
+
+    def rotate_key(self) -> None:
+        """France Travail publishes a new signing key and signs with it from now on."""
+        new = RSAKey.generate_key(
+            2048, parameters={"kid": f"fakeop-{uuid.uuid4().hex[:6]}"}, private=True
+        )
+        with self.lock:
+            self.published = [new, *self.published]
+            self.key = new
 
     def requests_to(self, kind: str) -> list[dict[str, Any]]:
-        marker = {"token": "/access_token", "userinfo": "/userinfo"}[kind]
+        marker = {
+            "token": "/access_token",
+            "userinfo": "/userinfo",
+            "jwks": "/jwk_uri",
+            "discovery": "/openid-configuration",
+        }[kind]
         return [r for r in self.requests if marker in r["path"]]
 
     def token_requests(self) -> list[dict[str, Any]]:
@@ -247,10 +269,10 @@ class FakeOP:
         return body
 
     def _failure(self, kind: str) -> tuple[int, dict[str, str], Any] | None:
-        for index, (k, status, headers) in enumerate(self.failures):
+        for index, (k, status, headers, body) in enumerate(self.failures):
             if k == kind:
                 del self.failures[index]
-                return status, headers, {"error": "server_error"}
+                return status, headers, {"error": "server_error"} if body is None else body
         return None
 
     def _token(self, form: dict[str, str]) -> tuple[int, dict[str, str], Any]:
@@ -297,6 +319,11 @@ class FakeOP:
             return 200, {}, self.userinfo_body or default
 
     def _answer(self, method: str, path: str, query, form, headers):
+        if path.endswith(("/openid-configuration", "/jwk_uri")):
+            with self.lock:
+                failure = self._failure("jwks" if path.endswith("/jwk_uri") else "discovery")
+            if failure:
+                return failure
         if path.endswith("/.well-known/openid-configuration"):
             realm = path.split("/realms/")[-1].split("/")[0]
             jwks_path = f"/connexion/oauth2/connect/jwk_uri?realm=/{realm}"
@@ -313,7 +340,7 @@ class FakeOP:
                 },
             )
         if path.endswith("/jwk_uri"):
-            return 200, {}, {"keys": [self.key.as_dict(private=False)]}
+            return 200, {}, {"keys": [key.as_dict(private=False) for key in self.published]}
         if path.endswith("/access_token") and method == "POST":
             return self._token({k: v[0] for k, v in form.items()})
         if path.endswith("/userinfo"):
@@ -343,6 +370,13 @@ class FakeOP:
                     self.command, parts.path, query, form, dict(self.headers)
                 )
                 raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                if status == DROP:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(raw) + 100))
+                    self.end_headers()
+                    self.wfile.write(raw[: len(raw) // 2])
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 for name, value in headers.items():

@@ -17,6 +17,16 @@ def test_settings_reference_documents_every_ftauth_key():
     assert documented == KNOWN_KEYS
 
 
+def test_settings_reference_documents_every_check_id():
+    sources = "".join(
+        (ROOT / "ftauth" / name).read_text() for name in ("checks.py", "core/typed.py")
+    )
+    used = set(re.findall(r"ftauth\.[EW]\d{3}", sources))
+    text = (ROOT / "docs/settings.md").read_text()
+    documented = set(re.findall(r"^\| `(ftauth\.[EW]\d{3})` \|", text, re.M))
+    assert used and used == documented
+
+
 def test_sandbox_page_documents_every_sandbox_option():
     from ftauth.sandbox.conf import KNOWN_KEYS as SANDBOX_KEYS
     from ftauth.sandbox.hooks import SandboxHooks

@@ -210,6 +210,34 @@ def test_missing_iss_is_accepted_when_not_announced(client, idp):
     assert callback(client, idp, params, iss=None, code=authorize(idp, params)).status_code == 302
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{"error": "access_denied"}, {"error": "server_error"}, {}],
+    ids=["access-denied", "other-error", "cancel"],
+)
+def test_error_callback_with_a_foreign_iss_is_refused(client, idp, extra):
+    params = start(client)
+    query = {"state": params["state"], "iss": "https://evil.example/", **extra}
+    response = client.get("/ftauth/callback/individu/", query)
+    assert response.status_code == 400
+    assert "refusée" in response.content.decode()
+    assert not idp.token_requests()
+
+
+def test_error_callback_with_a_foreign_client_id_is_refused(client, idp):
+    params = start(client)
+    query = {"state": params["state"], "error": "access_denied", "client_id": "another-app"}
+    assert client.get("/ftauth/callback/individu/", query).status_code == 400
+
+
+def test_error_callback_with_our_iss_or_none_gets_its_page(client, idp):
+    first, second = start(client), start(client)
+    denied = {"state": first["state"], "error": "access_denied", "iss": idp.issuer()}
+    assert client.get("/ftauth/callback/individu/", denied).status_code == 200
+    # France Travail's cancel button returns the state alone, RFC 9207 or not.
+    assert client.get("/ftauth/callback/individu/", {"state": second["state"]}).status_code == 200
+
+
 def test_foreign_client_id_parameter_is_refused(client, idp):
     params = start(client)
     assert callback(client, idp, params, client_id="another-app").status_code == 400

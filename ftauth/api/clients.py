@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.core.cache import caches
-
+from ftauth.cache import shared
 from ftauth.conf import FTAuthSettings, get_http, get_settings
 from ftauth.core.realms import PARTENAIRE
 
@@ -22,7 +21,7 @@ def rate_limiter(conf: FTAuthSettings | None = None) -> RateLimiter:
     """The quota pacing shared by every process of this application."""
     conf = conf or get_settings()
     return RateLimiter(
-        caches[conf.cache_alias],
+        shared(conf.cache_alias),
         namespace=namespace_for(conf.client_id),
         rates=conf.api_rate_limits,
         default_rate=conf.api_default_rate,
@@ -34,7 +33,7 @@ def application_tokens(conf: FTAuthSettings | None = None) -> ApplicationTokens:
     """The cache of client-credentials tokens of the ``/partenaire`` realm."""
     conf = conf or get_settings()
     return ApplicationTokens(
-        cache=caches[conf.cache_alias],
+        cache=shared(conf.cache_alias),
         http=get_http(),
         realm=conf.realm(PARTENAIRE),
         client_id=conf.client_id,

@@ -43,6 +43,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ftauth.cache import CACHE_ERRORS
 from ftauth.core.errors import QuotaExceeded
 
 logger = logging.getLogger("ftauth.api")
@@ -63,30 +64,6 @@ FALLBACK_SECONDS = 5.0
 
 # (namespace, api) pairs already warned about, so the warning is logged once.
 _warned_rates: set[tuple[str, str]] = set()
-
-
-def cache_errors() -> tuple[type[BaseException], ...]:
-    """What a cache backend raises when its server cannot be reached or fails.
-
-    Only these count as "the cache is unavailable": anything else (a
-    ``TypeError``, a bug) is raised as it is, never hidden behind a fallback.
-    """
-    from django.db import DatabaseError  # the database cache backend
-
-    errors: list[type[BaseException]] = [OSError, DatabaseError]
-    try:
-        import redis
-
-        errors.append(redis.RedisError)
-    except ImportError:  # pragma: no cover - redis not installed
-        pass
-    try:
-        from pymemcache.exceptions import MemcacheError
-
-        errors.append(MemcacheError)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 class FallbackCache:
@@ -127,7 +104,7 @@ class FallbackCache:
             return getattr(self._local(), name)(*args)
         try:
             result = getattr(self.shared, name)(*args)
-        except cache_errors() as exc:
+        except CACHE_ERRORS as exc:
             if failed_at is None:
                 logger.warning(
                     "the cache shared by ftauth's processes failed (%s: %s): pacing API calls "

@@ -1,29 +1,40 @@
 """Discovery documents and JWKS, cached.
 
 The cache is anything with Django's ``get``/``set``/``add`` (this module does
-not import Django). A realm's discovery document gives its ``issuer`` and
-``jwks_uri``; when it cannot be had, the realm's known defaults serve, cached
-briefly so that a flapping server is asked again soon. The JWKS is cached too
-and refetched at most once per ``refetch_interval`` when a token names an
-unknown ``kid`` (key rotation), so a flood of forged ``kid`` values cannot
-turn into a flood of requests to France Travail.
+not import Django). A realm's discovery document gives its ``issuer``, its
+``jwks_uri`` and whether it promises an ``iss`` on every authorization response
+(RFC 9207). The last document discovery gave is kept, so that while the server
+cannot be asked the realm keeps its issuer and its RFC 9207 promise; only a
+realm never discovered falls back to its known defaults. Either way a failed
+discovery is asked again soon (``FALLBACK_TTL``).
+
+The JWKS is cached too; a JWKS with no usable key only for ``FALLBACK_TTL``, so a
+bad answer heals by itself. On an unknown ``kid`` it is refetched: always for
+tokens from the token endpoint (TLS vouches for them, and the exchange happens
+once per sign-in), at most once per ``refetch_interval`` for tokens anyone can
+post (logout tokens), so a flood of forged ``kid`` values can neither turn into
+a flood of requests to France Travail nor keep a real new key out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .errors import FTAuthError, InvalidResponse, TransportError
 from .http import HttpClient
+from .jwt import is_usable_jwks
 from .realms import Realm
 
 logger = logging.getLogger("ftauth.discovery")
 
 FALLBACK_TTL = 60
+# How long the last discovery document is kept to fall back on during an outage.
+KNOWN_TTL = 30 * 24 * 3600
 
 
 class Cache(Protocol):
@@ -81,22 +92,49 @@ def _parse_discovery(realm: Realm, data: dict[str, Any], explicit_issuer: bool) 
     )
 
 
+def _known(entry: Any) -> tuple[ProviderMetadata, float] | None:
+    """A cached discovery entry (metadata, time to ask again), or None if unreadable."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("metadata"), dict):
+        return None
+    try:
+        return ProviderMetadata(**entry["metadata"]), float(entry["refresh_at"])
+    except (TypeError, ValueError, KeyError):
+        return None  # written by another version of ftauth
+
+
 def get_metadata(
-    realm: Realm, http: HttpClient, cache: Cache, *, ttl: int, explicit_issuer: bool = False
+    realm: Realm,
+    http: HttpClient,
+    cache: Cache,
+    *,
+    ttl: int,
+    explicit_issuer: bool = False,
+    now: float | None = None,
 ) -> ProviderMetadata:
-    """The realm's metadata, from cache, discovery, or the realm's known defaults."""
+    """The realm's metadata: cached, discovered, last discovered, or the known defaults."""
+    now = time.time() if now is None else now
     key = _key("discovery", realm.discovery_url)
-    cached = cache.get(key)
-    if isinstance(cached, dict):
-        return ProviderMetadata(**cached)
+    known = _known(cache.get(key))
+    if known is not None and known[1] > now:
+        return known[0]
     try:
         metadata = _parse_discovery(realm, _fetch_json(http, realm.discovery_url), explicit_issuer)
-        timeout = ttl
+        refresh_in = ttl
     except FTAuthError as exc:
-        logger.warning("discovery for realm %s unavailable (%s); using defaults", realm.name, exc)
-        metadata = ProviderMetadata(issuer=realm.issuer, jwks_uri=realm.jwks_url)
-        timeout = FALLBACK_TTL
-    cache.set(key, asdict(metadata), timeout)
+        if known is not None and known[0].from_discovery:
+            metadata = known[0]
+            logger.warning(
+                "discovery for realm %s unavailable (%s); keeping its last document",
+                realm.name,
+                exc,
+            )
+        else:
+            metadata = ProviderMetadata(issuer=realm.issuer, jwks_uri=realm.jwks_url)
+            logger.warning(
+                "discovery for realm %s unavailable (%s); using defaults", realm.name, exc
+            )
+        refresh_in = FALLBACK_TTL
+    cache.set(key, {"metadata": asdict(metadata), "refresh_at": now + refresh_in}, KNOWN_TTL)
     return metadata
 
 
@@ -108,17 +146,25 @@ def get_jwks(
     ttl: int,
     refetch_interval: int,
     refresh: bool = False,
+    rate_limited: bool = True,
 ) -> dict[str, Any]:
-    """The JWKS, cached; ``refresh`` refetches unless one was done recently."""
+    """The JWKS, cached; ``refresh`` refetches it, unless ``rate_limited`` and one
+    was done less than ``refetch_interval`` ago (the cached copy comes back)."""
     key = _key("jwks", jwks_uri)
+    budget = _key("jwks-refetch", jwks_uri)
     cached = cache.get(key)
     if isinstance(cached, dict) and not refresh:
         return cached
-    if cached is not None and not cache.add(_key("jwks-refetch", jwks_uri), 1, refetch_interval):
+    if isinstance(cached, dict) and rate_limited and not cache.add(budget, 1, refetch_interval):
         return cached  # refetched moments ago: a new unknown kid is not worth another request
     data = _fetch_json(http, jwks_uri)
     if not isinstance(data.get("keys"), list):
         raise InvalidResponse("JWKS has no keys list")
-    cache.set(key, data, ttl)
-    cache.add(_key("jwks-refetch", jwks_uri), 1, refetch_interval)
+    if is_usable_jwks(data):
+        cache.set(key, data, ttl)
+    else:
+        logger.warning("JWKS at %s has no usable key; asking again in %d s", jwks_uri, FALLBACK_TTL)
+        cache.set(key, data, FALLBACK_TTL)
+    # Every fetch spends the budget, forced ones too: logout tokens wait their turn.
+    cache.set(budget, 1, refetch_interval)
     return data

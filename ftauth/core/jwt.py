@@ -71,12 +71,26 @@ def _select_key(header: dict[str, Any], keyset: KeySet) -> Any:
     )
 
 
+_JWKS_ERRORS = (JoseError, ValueError, TypeError, KeyError)
+
+
+def is_usable_jwks(data: dict[str, Any]) -> bool:
+    """At least one key, and every key importable: a JWKS a signature can be checked with."""
+    try:
+        return bool(KeySet.import_key_set(data).keys)
+    except _JWKS_ERRORS:
+        return False
+
+
 def find_key(header: dict[str, Any], jwks_source: JwksSource) -> Any:
-    """The JWKS key for this header, refetching the JWKS once on an unknown ``kid``."""
+    """The JWKS key for this header, refetching the JWKS once on an unknown ``kid``
+    or when the copy at hand is unusable (empty, truncated: the server may have healed)."""
     for refresh in (False, True):
         try:
             keyset = KeySet.import_key_set(jwks_source(refresh))
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
+        except _JWKS_ERRORS as exc:
+            if not refresh:
+                continue
             raise TokenValidationError("jwks", f"unusable JWKS: {type(exc).__name__}") from None
         key = _select_key(header, keyset)
         if key is not None:

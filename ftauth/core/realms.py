@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .errors import ConfigurationError
+from . import typed
+from .typed import SettingError
 
 INDIVIDU = "individu"
 EMPLOYEUR = "employeur"
@@ -56,12 +57,14 @@ class Realm:
 
     def __post_init__(self) -> None:
         if "none" in {a.lower() for a in self.id_token_algorithms}:
-            raise ConfigurationError(
-                f"FTAUTH['REALMS']['{self.name}']['id_token_algorithms'] must not contain 'none'"
+            raise SettingError(
+                f"FTAUTH['REALMS']['{self.name}']['id_token_algorithms'] must not contain 'none'",
+                check_id=typed.BAD_ALGORITHMS,
             )
         if not self.id_token_algorithms:
-            raise ConfigurationError(
-                f"FTAUTH['REALMS']['{self.name}']['id_token_algorithms'] is empty"
+            raise SettingError(
+                f"FTAUTH['REALMS']['{self.name}']['id_token_algorithms'] is empty",
+                check_id=typed.BAD_ALGORITHMS,
             )
 
 
@@ -86,21 +89,23 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 REALM_NAMES: tuple[str, ...] = tuple(DEFAULTS)
 
-_OVERRIDABLE = {
-    "enabled",
-    "server",
-    "scopes",
-    "authorize_url",
-    "token_url",
-    "jwks_url",
-    "discovery_url",
-    "end_session_url",
-    "userinfo_url",
-    "issuer",
-    "id_token_algorithms",
-    "fetch_userinfo",
-    "extra_authorize_params",
+# Each option a realm may set, with the conversion of its value.
+_OPTIONS = {
+    "enabled": typed.as_bool,
+    "server": typed.as_str,
+    "scopes": typed.as_str_tuple,
+    "authorize_url": typed.as_str,
+    "token_url": typed.as_str,
+    "jwks_url": typed.as_str,
+    "discovery_url": typed.as_str,
+    "end_session_url": typed.as_str,
+    "userinfo_url": typed.as_str,
+    "issuer": typed.as_str,
+    "id_token_algorithms": typed.as_str_tuple,
+    "fetch_userinfo": typed.as_bool,
+    "extra_authorize_params": typed.as_str_map,
 }
+_OVERRIDABLE = set(_OPTIONS)
 
 
 def default_issuer(server: str, name: str) -> str:
@@ -119,21 +124,26 @@ def default_issuer(server: str, name: str) -> str:
 def build_realm(name: str, options: Mapping[str, Any], api_url: str) -> Realm:
     """Resolve one realm from its defaults and the user's options."""
     if name not in DEFAULTS:
-        raise ConfigurationError(
+        raise SettingError(
             f"FTAUTH['REALMS'] names an unknown realm {name!r}; "
-            f"known realms: {', '.join(REALM_NAMES)}"
+            f"known realms: {', '.join(REALM_NAMES)}",
+            check_id=typed.UNKNOWN_REALM,
         )
+    options = typed.as_mapping(f"FTAUTH['REALMS']['{name}']", options)
     unknown = set(options) - _OVERRIDABLE
     if unknown:
-        raise ConfigurationError(
-            f"FTAUTH['REALMS']['{name}'] has unknown keys: {', '.join(sorted(unknown))}"
+        raise SettingError(
+            f"FTAUTH['REALMS']['{name}'] has unknown keys: {', '.join(sorted(unknown))}",
+            check_id=typed.UNKNOWN_KEY,
         )
+    options = {
+        key: _OPTIONS[key](f"FTAUTH['REALMS']['{name}']['{key}']", value)
+        for key, value in options.items()
+    }
     defaults = DEFAULTS[name]
     server = str(options.get("server") or defaults["server"]).rstrip("/")
     q = quote(f"/{name}", safe="")
     scopes = options.get("scopes", defaults["scopes"])
-    if isinstance(scopes, str):
-        scopes = scopes.split()
     userinfo_path = defaults["userinfo_path"]
     realm = Realm(
         name=name,
@@ -151,15 +161,12 @@ def build_realm(name: str, options: Mapping[str, Any], api_url: str) -> Realm:
         issuer=default_issuer(server, name),
         fetch_userinfo=bool(userinfo_path),
     )
-    overrides = {k: v for k, v in options.items() if k in _OVERRIDABLE and k != "server"}
-    if "scopes" in overrides:
-        overrides["scopes"] = tuple(scopes)
-    if "id_token_algorithms" in overrides:
-        overrides["id_token_algorithms"] = tuple(overrides["id_token_algorithms"])
+    overrides = {k: v for k, v in options.items() if k != "server"}
     realm = replace(realm, issuer_is_configured="issuer" in overrides, **overrides)
     if realm.fetch_userinfo and not realm.userinfo_url:
-        raise ConfigurationError(
-            f"FTAUTH['REALMS']['{name}'] fetches userinfo but has no 'userinfo_url'"
+        raise SettingError(
+            f"FTAUTH['REALMS']['{name}'] fetches userinfo but has no 'userinfo_url'",
+            check_id=typed.NO_USERINFO_URL,
         )
     return realm
 
@@ -168,13 +175,14 @@ def build_realms(
     configured: Mapping[str, Mapping[str, Any]], api_url: str = API_SERVER
 ) -> dict[str, Realm]:
     """All three realms; those not named in ``configured`` are known but disabled."""
+    configured = typed.as_mapping("FTAUTH['REALMS']", configured)
     for name in configured:
         if name not in DEFAULTS:
             build_realm(name, {}, api_url)  # raises the clear error
     realms = {}
     for name in REALM_NAMES:
         if name in configured:
-            options = dict(configured[name] or {})
+            options = dict(typed.as_mapping(f"FTAUTH['REALMS']['{name}']", configured[name]))
             options.setdefault("enabled", True)
         else:
             options = {"enabled": False}

@@ -16,6 +16,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from ..core.typed import SettingError, as_bool
 from .hooks import NO_HOOKS, SandboxHooks
 from .quota import ALGORITHMS
 
@@ -139,10 +140,18 @@ def check_debug_allowed(settings: Any = django_settings) -> None:
         return
     ftauth = getattr(settings, "FTAUTH", None)
     sandbox = getattr(settings, "FTAUTH_SANDBOX", None)
-    if isinstance(ftauth, Mapping) and ftauth.get("SANDBOX_ALLOW_WITHOUT_DEBUG"):
-        return
-    if isinstance(sandbox, Mapping) and sandbox.get("ALLOW_WITHOUT_DEBUG"):
-        return
+    # Typed like every FTAUTH value: the string "false" must never allow it.
+    flags = [
+        ("FTAUTH['SANDBOX_ALLOW_WITHOUT_DEBUG']", ftauth, "SANDBOX_ALLOW_WITHOUT_DEBUG"),
+        ("FTAUTH_SANDBOX['ALLOW_WITHOUT_DEBUG']", sandbox, "ALLOW_WITHOUT_DEBUG"),
+    ]
+    for name, options, key in flags:
+        if isinstance(options, Mapping) and options.get(key) is not None:
+            try:
+                if as_bool(name, options[key]):
+                    return
+            except SettingError as exc:
+                raise ImproperlyConfigured(str(exc)) from None
     raise ImproperlyConfigured(
         "ftauth.sandbox signs anyone in as a test persona and must not run with "
         "DEBUG = False. Remove 'ftauth.sandbox' from INSTALLED_APPS, or, if you really "

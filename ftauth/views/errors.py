@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from ..conf import get_settings
 from ..core.errors import (
     ConfigurationError,
     FTAuthError,
@@ -24,6 +30,7 @@ from ..core.errors import (
     QuotaExceeded,
     TransportError,
 )
+from ..core.realms import REALM_NAMES
 from ..signin import (
     AccountConflict,
     AccountRefused,
@@ -131,15 +138,37 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
 ]
 
 
+# A JWS/JWT in compact form (an ID, access or logout token), wherever it appears.
+_COMPACT_JWT = re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]*")
+REDACTED = "[redacted]"
+
+
+def loggable(exc: BaseException, request: HttpRequest) -> str:
+    """``Type: message`` for the log, without what must never be logged.
+
+    ftauth's own messages hold no token, code or secret, but a message may quote
+    what a server or a browser sent (an ``error_description`` echoing the code, a
+    database error quoting a value): every parameter of this request, the client
+    secret and anything shaped like a JWT are masked.
+    """
+    message = " ".join(str(exc).split())
+    try:
+        secret = get_settings().client_secret
+    except FTAuthError:
+        secret = ""
+    sent = [v for values in request.GET.lists() for v in values[1]]
+    for value in sorted({secret, *sent}, key=len, reverse=True):
+        if len(value) >= 6:
+            message = message.replace(value, REDACTED)
+    message = _COMPACT_JWT.sub(REDACTED, message)[:300]
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpResponse:
     """Turn what went wrong in the flow into the page the user sees."""
-    # Logged by type and rule only: messages never hold tokens, but stay terse.
-    logger.warning(
-        "sign-in on realm %s failed: %s (%s)",
-        realm,
-        type(exc).__name__,
-        getattr(exc, "rule", "") or getattr(exc, "error", ""),
-    )
+    # The message tells an operator what happened (a locked database from a
+    # missing table); loggable() keeps tokens, codes and the secret out of it.
+    logger.warning("sign-in on realm %s failed: %s", realm, loggable(exc, request))
     if isinstance(exc, InvalidClient):
         logger.error(
             "France Travail refused our client credentials: check FTAUTH['CLIENT_ID'] and "
@@ -178,3 +207,45 @@ def service_unavailable(request: HttpRequest, action: str, exc: Exception) -> Ht
         ),
         status=503,
     )
+
+
+# What a request can be that no view of ftauth can read: a body cut short, a broken
+# multipart body, too many fields, too large.
+UNREADABLE = (UnreadablePostError, MultiPartParserError, TooManyFieldsSent, RequestDataTooBig)
+
+
+def ftauth_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """What every ftauth view shares, so that no request can make it answer 500.
+
+    A ``realm`` in the URL that names no realm is a 404 before anything looks it up
+    (no NUL byte or megabyte reaches a query); a request whose body cannot be read
+    is a 400; settings that cannot be loaded (reported by ``manage.py check``) are
+    a 503 page and one error line, not a traceback per request.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "realm" in kwargs and kwargs["realm"] not in REALM_NAMES:
+            raise Http404("unknown realm")
+        try:
+            return view(request, *args, **kwargs)
+        except UNREADABLE as exc:
+            logger.info("unreadable request to %s: %s", request.path, type(exc).__name__)
+            return error_page(
+                request,
+                title=str(_("Requête illisible")),
+                message=str(_("Cette requête n'a pas pu être lue. Réessayez.")),
+                status=400,
+            )
+        except ConfigurationError as exc:
+            logger.error("FTAUTH settings cannot be loaded (run manage.py check): %s", exc)
+            return error_page(
+                request,
+                title=str(_("Service indisponible")),
+                message=str(
+                    _("Le service de connexion est momentanément indisponible. Réessayez.")
+                ),
+                status=503,
+            )
+
+    return wrapped

@@ -27,11 +27,12 @@ from ..models import AccountSession, AuditEvent, ConsumedLogoutToken, Grant, Lin
 from ..provider import get_provider
 from ..redirects import safe_url
 from ..sessions import SESSION_KEY, session_marker
-from .errors import service_unavailable
+from .errors import ftauth_view, service_unavailable
 
 logger = logging.getLogger("ftauth.session")
 
 
+@ftauth_view
 @require_POST
 @csrf_protect
 @never_cache
@@ -83,6 +84,7 @@ def _logout_error(description: str) -> JsonResponse:
     return response
 
 
+@ftauth_view
 @csrf_exempt  # called by the identity server, which holds no CSRF token; the JWT is the proof
 @require_POST
 def backchannel_logout(request: HttpRequest, realm: str) -> HttpResponse:
@@ -169,6 +171,7 @@ def _logout_named_grants(realm: str, request: LogoutRequest) -> int:
     return sum(result.rows for _account, result in ended)
 
 
+@ftauth_view
 @login_required
 @require_GET
 @never_cache
@@ -185,6 +188,7 @@ def account(request: HttpRequest) -> HttpResponse:
     )
 
 
+@ftauth_view
 @login_required
 @require_POST
 @csrf_protect
@@ -216,6 +220,7 @@ def unlink(request: HttpRequest, realm: str) -> HttpResponse:
     )
 
 
+@ftauth_view
 @require_GET
 @never_cache
 def consent_withdrawn(request: HttpRequest) -> HttpResponse:

@@ -14,7 +14,7 @@ from .. import signin
 from ..conf import get_settings
 from ..core.errors import FTAuthError
 from ..sessions import register_session
-from .errors import sign_in_error
+from .errors import ftauth_view, sign_in_error
 
 
 def _enabled_realm(realm: str) -> None:
@@ -22,6 +22,7 @@ def _enabled_realm(realm: str) -> None:
         raise Http404("unknown realm")
 
 
+@ftauth_view
 @never_cache
 @require_GET
 def login(request: HttpRequest, realm: str) -> HttpResponse:
@@ -33,6 +34,7 @@ def login(request: HttpRequest, realm: str) -> HttpResponse:
     return HttpResponseRedirect(url)
 
 
+@ftauth_view
 @never_cache
 @require_GET
 def callback(request: HttpRequest, realm: str) -> HttpResponse:

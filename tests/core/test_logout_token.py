@@ -52,7 +52,9 @@ def test_valid_claims_name_whose_sessions_end():
     ids=["sub-only", "sid-only", "no-exp", "audience-list"],
 )
 def test_accepted_variants(values):
-    validate(values)
+    request = validate(values)
+    assert (request.sub, request.sid) == (values.get("sub"), values.get("sid"))
+    assert request.jti == "jti-1" and request.issuer == ISSUER
 
 
 @pytest.mark.parametrize(

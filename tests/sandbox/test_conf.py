@@ -18,27 +18,38 @@ def _settings(**values) -> SimpleNamespace:
     return SimpleNamespace(**values)
 
 
-def test_refuses_to_load_with_debug_off():
+def allowed(**values) -> bool:
+    try:
+        check_debug_allowed(_settings(**values))
+    except ImproperlyConfigured:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"DEBUG": True}, True),
+        ({"DEBUG": False, "FTAUTH": {"CLIENT_ID": "x"}}, False),
+        ({"DEBUG": False}, False),
+        ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": False}}, False),
+        ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": "false"}}, False),
+        ({"DEBUG": False, "FTAUTH_SANDBOX": True}, False),  # the demo's switch allows nothing
+        ({"DEBUG": False, "FTAUTH_SANDBOX": {"ALLOW_WITHOUT_DEBUG": "no"}}, False),
+        ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": True}}, True),
+        ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": "true"}}, True),
+        ({"DEBUG": False, "FTAUTH_SANDBOX": {"ALLOW_WITHOUT_DEBUG": True}}, True),
+    ],
+)
+def test_runs_with_debug_off_only_when_explicitly_allowed(values, expected):
+    assert allowed(**values) is expected
+
+
+def test_refusal_says_why():
     with pytest.raises(ImproperlyConfigured, match="DEBUG"):
         check_debug_allowed(_settings(DEBUG=False, FTAUTH={"CLIENT_ID": "x"}))
-
-
-def test_refuses_when_the_allow_flag_is_false_or_missing():
-    with pytest.raises(ImproperlyConfigured):
-        check_debug_allowed(
-            _settings(
-                DEBUG=False, FTAUTH={"SANDBOX_ALLOW_WITHOUT_DEBUG": False}, FTAUTH_SANDBOX=True
-            )
-        )
-
-
-def test_loads_with_debug_on():
-    check_debug_allowed(_settings(DEBUG=True))
-
-
-def test_loads_with_debug_off_when_explicitly_allowed():
-    check_debug_allowed(_settings(DEBUG=False, FTAUTH={"SANDBOX_ALLOW_WITHOUT_DEBUG": True}))
-    check_debug_allowed(_settings(DEBUG=False, FTAUTH_SANDBOX={"ALLOW_WITHOUT_DEBUG": True}))
+    with pytest.raises(ImproperlyConfigured, match="boolean"):
+        check_debug_allowed(_settings(DEBUG=False, FTAUTH={"SANDBOX_ALLOW_WITHOUT_DEBUG": "oui"}))
 
 
 def test_app_ready_runs_the_check(settings):
