@@ -6,6 +6,8 @@ typed errors of ``ftauth.core.errors`` become a message on the page, never a 500
 
 import logging
 import math
+import time
+from datetime import UTC, datetime
 
 from django import forms
 from django.shortcuts import redirect, render
@@ -33,6 +35,11 @@ USER_DATA_PATHS = {
     "individu": "peconnect-individu/v1/userinfo",
     "employeur": "peconnect-entreprise/v1/userinfo",
 }
+
+
+# What /profile/ read with the user's token, kept in the session this long (seconds).
+USER_DATA_KEY = "demo_user_data"
+USER_DATA_TTL = 300
 
 
 def api_error_message(exc: FTAuthError) -> str:
@@ -72,6 +79,11 @@ def _identity(request, account: LinkedAccount) -> dict:
         "api_path": USER_DATA_PATHS.get(account.realm),
     }
     if item["api_path"]:
+        kept = request.session.get(USER_DATA_KEY, {}).get(account.realm)
+        if isinstance(kept, dict) and time.time() - kept.get("at", 0) < USER_DATA_TTL:
+            item["api_data"] = [tuple(pair) for pair in kept["data"]]
+            item["api_data_at"] = datetime.fromtimestamp(kept["at"], tz=UTC)
+            return item
         try:
             # This device's grant: another device's sign-out never affects this page.
             data = api.for_request(request, account.realm).get(item["api_path"])
@@ -79,6 +91,15 @@ def _identity(request, account: LinkedAccount) -> dict:
             item["api_error"] = api_error_message(exc)
         else:
             item["api_data"] = sorted(data.items()) if isinstance(data, dict) else []
+            item["api_data_at"] = time.time()
+            # Kept in this session for a while: a page view must not spend the
+            # application's quota (France Travail counts every call).
+            request.session[USER_DATA_KEY] = {
+                **request.session.get(USER_DATA_KEY, {}),
+                account.realm: {"at": item["api_data_at"], "data": item["api_data"]},
+            }
+    if item.get("api_data_at"):
+        item["api_data_at"] = datetime.fromtimestamp(item["api_data_at"], tz=UTC)
     return item
 
 

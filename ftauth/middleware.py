@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from .conf import get_settings
 from .consent import ConsentCheck, check_grant, send_pending_revocation
+from .core.errors import ConfigurationError
 from .models import AccountSession, LinkedAccount
 from .sessions import (
     ENDED_CONSENT_WITHDRAWN,
@@ -87,7 +88,12 @@ class ConsentMiddleware:
             return self.ended(request, ended)
         marker = session.get(SESSION_KEY)
         if isinstance(marker, dict):
-            interval = get_settings().consent_check_interval
+            try:
+                interval = get_settings().consent_check_interval
+            except ConfigurationError as exc:
+                # Reported by manage.py check; the site's pages must not answer 500.
+                logger.error("consent check skipped, FTAUTH settings cannot load: %s", exc)
+                return None
             checked_at = marker.get("checked_at")
             if not isinstance(checked_at, int | float) or time.time() - checked_at >= interval:
                 ended = self.check(request, marker, interval)

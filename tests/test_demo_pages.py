@@ -238,6 +238,28 @@ def test_profile_after_signing_in_shows_identity_and_data_read_with_the_token(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_profile_views_do_not_call_france_travail_each_time(sandbox, visitor, monkeypatch):
+    """A site that copies the demo must not spend its quota on page views."""
+    from ftauth.api.client import ApiClient
+
+    calls = []
+    real = ApiClient.call
+
+    def counted(self, method, url, api, **kwargs):
+        calls.append(url)
+        return real(self, method, url, api, **kwargs)
+
+    monkeypatch.setattr(ApiClient, "call", counted)
+    visitor.sign_in("individu", persona="sandbox-individu-camille")
+    signed_in_calls = len(calls)  # the sign-in's userinfo, then the first /profile/
+    for _ in range(3):
+        page = visitor.get("/profile/")
+        assert "<code>peconnect-individu/v1/userinfo</code>" in page.text
+        assert 'data-field="api-data-at"' in page.text  # the page says the data is kept
+    assert len(calls) == signed_in_calls
+
+
+@pytest.mark.django_db(transaction=True)
 def test_offres_lists_offers_found_with_the_application_token(sandbox, visitor):
     response = visitor.get("/offres/", params={"motsCles": "cuisinier"})
     assert response.status_code == 200

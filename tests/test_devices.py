@@ -42,6 +42,12 @@ BEHAVIOURS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def profile_reads_every_time(monkeypatch):
+    """/profile/ keeps what it read for a while; here each view must ask France Travail."""
+    monkeypatch.setattr("demo_site.views.USER_DATA_TTL", 0)
+
+
 @pytest.fixture(params=list(BEHAVIOURS))
 def behaviour(request, settings):
     settings.FTAUTH_SANDBOX = BEHAVIOURS[request.param]

@@ -100,3 +100,15 @@ def test_settings_that_cannot_load_are_a_503_not_a_500(client, settings, caplog)
     response = client.get("/ftauth/login/individu/")
     assert response.status_code == 503
     assert "PENDING_LOGIN_TTL" in caplog.text and "manage.py check" in caplog.text
+
+
+def test_settings_that_cannot_load_leave_the_sites_pages_up(client, fakeop, settings, caplog):
+    """A signed-in session due for a check, on a page that is not ftauth's."""
+    from tests.lifecycle import age_session, sign_in
+
+    sign_in(client, fakeop, "sub-bad-settings")
+    age_session(client)
+    settings.FTAUTH = {**settings.FTAUTH, "CONSENT_CHECK_INTERVAL": "every so often"}
+    response = client.get("/admin/login/")  # a page of the site that needs no FTAUTH value
+    assert response.status_code == 200
+    assert "CONSENT_CHECK_INTERVAL" in caplog.text

@@ -156,7 +156,7 @@ def test_consent_withdrawn_at_france_travail_ends_the_demo_session(
 
 
 def test_signing_out_one_browser_leaves_the_other_signed_in(
-    page: Page, chromium_browser, sandbox: str, screenshot, settings
+    page: Page, chromium_browser, sandbox: str, screenshot, settings, monkeypatch
 ) -> None:
     """Two browsers of one person: each sign-in is its own grant."""
     other_context = chromium_browser.new_context(base_url=sandbox, locale="fr-FR")
@@ -171,6 +171,7 @@ def test_signing_out_one_browser_leaves_the_other_signed_in(
 
         # The other browser checks its own grant at once, and keeps working.
         settings.FTAUTH = {**settings.FTAUTH, "CONSENT_CHECK_INTERVAL": 0}
+        monkeypatch.setattr("demo_site.views.USER_DATA_TTL", 0)  # read it now
         other.goto("/profile/")
         expect(other).to_have_url(re.compile(r"/profile/$"))
         identity = other.locator("section.identity[data-realm='individu']")
