@@ -31,12 +31,11 @@ $(VENV312)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 venv312: $(VENV312)/.installed
 
-# The sandbox serves the identity server on the same dev server, so its base URL is the
-# demo's own address.
+# The sandbox serves the identity server on the same dev server; its URLs follow the
+# address each request came to, so DEMO_ADDR=127.0.0.1:8001 needs nothing else.
 demo: venv
 	$(PYTHON) manage.py migrate --noinput
-	FTAUTH_SANDBOX=$${FTAUTH_SANDBOX:-true} FT_SANDBOX_URL=$${FT_SANDBOX_URL:-http://$(DEMO_ADDR)} \
-		$(PYTHON) manage.py runserver $(DEMO_ADDR)
+	FTAUTH_SANDBOX=$${FTAUTH_SANDBOX:-true} $(PYTHON) manage.py runserver $(DEMO_ADDR)
 
 check: venv
 	$(PYTHON) manage.py check --fail-level WARNING

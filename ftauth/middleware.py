@@ -29,7 +29,7 @@ from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils import timezone
 
-from .conf import get_settings
+from .conf import get_settings, serving
 from .consent import ConsentCheck, check_consent
 from .models import AccountSession, LinkedAccount
 from .sessions import (
@@ -69,7 +69,9 @@ class ConsentMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        # With the sandbox on the site itself, its URLs follow this request's host.
+        with serving(request):
+            return self.get_response(request)
 
     def process_view(
         self, request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict
