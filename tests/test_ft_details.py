@@ -82,9 +82,7 @@ def _basic_client(live: str, method: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_realm_set_to_client_secret_basic_signs_in_with_a_server_wanting_basic(
-    sandbox, settings
-):
+def test_realm_set_to_client_secret_basic_signs_in_with_a_server_wanting_basic(sandbox, settings):
     settings.FTAUTH_SANDBOX = _basic_client(sandbox, "client_secret_basic")
     conf = sandbox_ftauth_settings(sandbox)
     conf["REALMS"]["individu"]["token_endpoint_auth_method"] = "client_secret_basic"
