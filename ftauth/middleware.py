@@ -34,6 +34,7 @@ from .consent import ConsentCheck, check_consent
 from .models import AccountSession, LinkedAccount
 from .sessions import (
     ENDED_CONSENT_WITHDRAWN,
+    ENDED_REALM_KEY,
     ENDED_SIGNED_OUT,
     SESSION_KEY,
     TOMBSTONE_KEY,
@@ -134,8 +135,14 @@ class ConsentMiddleware:
 
     def ended(self, request: HttpRequest, reason: str) -> HttpResponse:
         """Sign the session out and say why."""
+        marker = request.session.get(SESSION_KEY)
+        realm = marker.get("realm") if isinstance(marker, dict) else None
+        realm = realm or request.session.get(ENDED_REALM_KEY)
         logout(request)  # flushes the session, tombstone included
         withdrawn = reason == ENDED_CONSENT_WITHDRAWN
+        if withdrawn and isinstance(realm, str):
+            # For the "consentement retiré" page: a new sign-in on that realm only.
+            request.session[ENDED_REALM_KEY] = realm
         if wants_json(request):
             response: HttpResponse = JsonResponse(
                 {

@@ -42,6 +42,9 @@ logger = logging.getLogger("ftauth.sessions")
 SESSION_KEY = "_ftauth"
 # The only content of a session ended server-side: why it ended.
 TOMBSTONE_KEY = "_ftauth_ended"
+# Beside the tombstone, and in the session left after a withdrawal: the realm
+# concerned, so the "consentement retiré" page offers that realm's button only.
+ENDED_REALM_KEY = "_ftauth_ended_realm"
 
 ENDED_CONSENT_WITHDRAWN = "consent_withdrawn"
 ENDED_SIGNED_OUT = "signed_out"
@@ -137,7 +140,7 @@ def follow_session_key(request: HttpRequest) -> None:
     request.session[SESSION_KEY] = {**marker, "key": digest}
 
 
-def _tombstone(row: AccountSession, reason: str) -> None:
+def _tombstone(row: AccountSession, reason: str, realm: str) -> None:
     """Replace a server-side session's data by a tombstone saying why it ended."""
     try:
         session_key = crypto.decrypt(row.session_key_ciphertext)
@@ -155,6 +158,7 @@ def _tombstone(row: AccountSession, reason: str) -> None:
         return  # expired or signed out already
     store.clear()  # without loading: nothing of the old session is kept
     store[TOMBSTONE_KEY] = reason
+    store[ENDED_REALM_KEY] = realm
     # Deleted between exists() and save(): ended all the same.
     with contextlib.suppress(UpdateError):
         store.save()
@@ -181,7 +185,7 @@ def end_sessions(
     ended = 0
     for row in rows:
         if row.session_key_ciphertext:
-            _tombstone(row, reason)
+            _tombstone(row, reason, account.realm)
         ended += 1
     AccountSession.objects.filter(pk__in=[row.pk for row in rows]).delete()
     if op_sid is None and except_sid is None:
