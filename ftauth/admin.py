@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -25,7 +26,48 @@ from django.utils.translation import ngettext
 from . import consent, vault
 from .conf import get_settings
 from .core.errors import ConsentWithdrawn, FTAuthError
+from .core.realms import REALM_NAMES
 from .models import AuditEvent, LinkedAccount, TokenSet
+from .names import realm_label
+
+# One word for a realm in the admin, "espace", with the realm's human name and
+# its code (what France Travail's documents and the logs say).
+REALM_TITLE = _("espace")
+
+
+def realm_text(realm: str) -> str:
+    return f"{realm_label(realm)} ({realm})" if realm else "—"
+
+
+def local_datetime(value: Any) -> str:
+    """A date as the admin shows every other: local time, the active language's format."""
+    if not value:
+        return "—"
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+class RealmFilter(admin.SimpleListFilter):
+    title = REALM_TITLE
+    parameter_name = "realm"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, realm_text(name)) for name in REALM_NAMES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() in REALM_NAMES:
+            return queryset.filter(realm=self.value())
+        return None
+
+
+class ReadOnlyChangeForm:
+    """A change page where nothing can be edited has no "Enregistrer" buttons."""
+
+    def render_change_form(self, request, context, *args, **kwargs):  # type: ignore[no-untyped-def]
+        context.update(
+            show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+        )
+        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+
 
 STATUS_LABELS = {
     vault.TokenStatus.VALID: _("valides"),
@@ -66,7 +108,7 @@ class TokenStatusFilter(admin.SimpleListFilter):
 class AuditEventInline(admin.TabularInline):
     model = AuditEvent
     fk_name = "account"
-    fields = ("created_at", "kind", "detail")
+    fields = ("created_at", "kind", "details")
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -77,25 +119,35 @@ class AuditEventInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @admin.display(description=_("détail"))
+    def details(self, event: AuditEvent) -> str:
+        return audit_details(event)
+
+
+def audit_details(event: AuditEvent) -> str:
+    if not event.detail:
+        return "—"
+    return ", ".join(f"{key} : {value}" for key, value in sorted(event.detail.items()))
+
 
 @admin.register(LinkedAccount)
-class LinkedAccountAdmin(admin.ModelAdmin):
+class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
+    # Short enough for a 1280-pixel screen: the email and dates are on the
+    # account's page; a long sub wraps (admin.css).
     list_display = (
         "user",
-        "realm",
+        "realm_display",
         "sub",
-        "email",
-        "linked_at",
         "last_login_at",
         "token_status",
         "active_sessions",
     )
-    list_filter = ("realm", TokenStatusFilter)
+    list_filter = (RealmFilter, TokenStatusFilter)
     list_select_related = ("user", "token_set")
     date_hierarchy = "linked_at"
     fields = (
         "user",
-        "realm",
+        "realm_display",
         "sub",
         "email",
         "linked_at",
@@ -109,6 +161,13 @@ class LinkedAccountAdmin(admin.ModelAdmin):
     readonly_fields = fields
     inlines = (AuditEventInline,)
     actions = ("withdraw_consent", "refresh_tokens")
+
+    class Media:
+        css = {"all": ("ftauth/admin.css",)}
+
+    @admin.display(description=REALM_TITLE, ordering="realm")
+    def realm_display(self, account: LinkedAccount) -> str:
+        return realm_text(account.realm)
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         user_model = get_user_model()
@@ -142,9 +201,9 @@ class LinkedAccountAdmin(admin.ModelAdmin):
             "{}<br>{} {}<br>{} {}<br>{} {}",
             status,
             _("expire le"),
-            token_set.expires_at or "—",
+            local_datetime(token_set.expires_at),
             _("rafraîchi le"),
-            token_set.refreshed_at or "—",
+            local_datetime(token_set.refreshed_at),
             _("périmètres"),
             token_set.scopes or "—",
         )
@@ -207,14 +266,47 @@ class LinkedAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "kind", "realm", "sub", "user", "account")
-    list_filter = ("kind", "realm")
+class AuditEventAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
+    list_display = ("created_at", "kind", "realm_display", "sub_display", "user_display")
+    list_filter = ("kind", RealmFilter)
     search_fields = ("sub",)
     date_hierarchy = "created_at"
-    list_select_related = ("user", "account")
-    fields = ("created_at", "kind", "realm", "sub", "user", "account", "detail")
+    list_select_related = ("user",)
+    fields = (
+        "created_at",
+        "kind",
+        "realm_display",
+        "sub_display",
+        "user_display",
+        "account_display",
+        "details",
+    )
     readonly_fields = fields
+
+    class Media:
+        css = {"all": ("ftauth/admin.css",)}
+
+    @admin.display(description=REALM_TITLE, ordering="realm")
+    def realm_display(self, event: AuditEvent) -> str:
+        return realm_text(event.realm)
+
+    @admin.display(description=_("identifiant France Travail (sub)"), ordering="sub")
+    def sub_display(self, event: AuditEvent) -> str:
+        return event.sub or "—"
+
+    @admin.display(description=_("utilisateur"), ordering="user")
+    def user_display(self, event: AuditEvent) -> str:
+        return str(event.user) if event.user_id else "—"
+
+    @admin.display(description=_("compte France Travail lié"))
+    def account_display(self, event: AuditEvent) -> str:
+        if event.account_id is None:
+            return _("supprimé")
+        return f"{realm_text(event.realm)} · {event.sub}"
+
+    @admin.display(description=_("détail"))
+    def details(self, event: AuditEvent) -> str:
+        return audit_details(event)
 
     # The trail is evidence: read-only, removed only by ftauth_purge after the
     # retention period.
