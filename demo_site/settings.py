@@ -142,6 +142,8 @@ FTAUTH = {
         "partenaire": {"server": _partenaire_url},
     },
     "TOKEN_KEYS": env.list("FTAUTH_TOKEN_KEYS", default=[_dev_token_key()]),
+    # The /offres/ page searches with an application token (client credentials).
+    "APPLICATION_SCOPES": ["api_offresdemploiv2", "o2dsoffre"],
     "CONSENT_CHECK_INTERVAL": env.int("FTAUTH_CONSENT_CHECK_INTERVAL", default=300),
     "SANDBOX": FTAUTH_SANDBOX,
     "LOGIN_REDIRECT_URL": "/profile/",
