@@ -4,6 +4,7 @@
 #             Python 3.12 + Django 6 on SQLite and on PostgreSQL + Redis, and the browser
 #             tests in headless Chromium (scripts/run-tests.sh; logs in artifacts/test-logs/).
 # make check: Django's system checks and a migrations-up-to-date check on the demo settings.
+# make dist:  build the wheel and sdist in dist/ and check them with twine.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -12,7 +13,7 @@ VENV312 := .venv-312
 PYTHON := $(VENV)/bin/python
 DEMO_ADDR ?= 127.0.0.1:8000
 
-.PHONY: demo test check lint services venv venv312 bench messages clean
+.PHONY: demo test check lint services venv venv312 bench messages dist clean
 
 # The stamps depend on pyproject.toml: a changed dependency or extra reinstalls.
 # scripts/find-python.sh finds a working interpreter even where pyenv shims are not.
@@ -57,5 +58,11 @@ bench: venv services
 messages: venv
 	cd ftauth && ../$(PYTHON) ../manage.py compilemessages
 
+# Compiled catalogues (.mo) are committed, so a wheel built here speaks French and English.
+dist: venv
+	rm -rf dist build
+	$(PYTHON) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) $(VENV312) .pytest_cache artifacts
+	rm -rf $(VENV) $(VENV312) .pytest_cache artifacts dist build
