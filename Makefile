@@ -55,8 +55,9 @@ test: venv venv312 services
 bench: venv services
 	$(PYTHON) -m bench
 
+# Compiles ftauth's, the sandbox's and the demo's catalogues (the .mo files are committed).
 messages: venv
-	cd ftauth && ../$(PYTHON) ../manage.py compilemessages
+	$(PYTHON) manage.py compilemessages --ignore '.venv*' --ignore build --ignore dist
 
 # Compiled catalogues (.mo) are committed, so a wheel built here speaks French and English.
 dist: venv
