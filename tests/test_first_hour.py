@@ -143,3 +143,67 @@ def test_after_a_real_withdrawal_the_page_offers_that_realm_only(sandbox, settin
     assert page.url.endswith("/ftauth/consent-withdrawn/")
     assert 'data-ftauth-realm="employeur"' in page.text
     assert 'data-ftauth-realm="individu"' not in page.text
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_sandbox_login_text_on_the_persona_buttons_meets_wcag_aa():
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parent.parent / "ftauth/sandbox/templates/ftauth_sandbox"
+    css = (templates / "base.html").read_text()
+    button_bg = re.search(r"\bbutton \{[^}]*background: (#[0-9a-f]{6})", css)[1]
+    sub = re.search(r"\.persona__sub \{ color: (#[0-9a-f]{6})", css)[1]
+    short = re.search(r"\.muted \{ color: #([0-9a-f]{3});", css)[1]
+    muted = "#" + "".join(c * 2 for c in short)
+    assert contrast(sub, button_bg) >= 4.5
+    assert contrast(muted, "#ffffff") >= 4.5
+    assert contrast("#555555", button_bg) < 4.5  # why .muted must stay off the buttons
+    for name in ("login.html", "consents_login.html"):
+        for button in re.findall(r"<button.*?</button>", (templates / name).read_text(), re.S):
+            assert "muted" not in button, name
+
+
+def test_large_button_is_styled_and_base_template_keeps_its_blocks():
+    from pathlib import Path
+
+    from django.template import Context, Template
+
+    ftauth_dir = Path(__file__).resolve().parent.parent / "ftauth"
+    assert ".ftauth-button.large {" in (ftauth_dir / "static/ftauth/ftauth.css").read_text()
+    html = Template('{% load ftauth %}{% ftauth_button "individu" css_class="large" %}').render(
+        Context()
+    )
+    assert 'class="ftauth-button ftauth-button--individu large"' in html
+    base = (ftauth_dir / "templates/ftauth/base.html").read_text()
+    for block in ("title", "extra_head", "content"):
+        assert f"{{% block {block} %}}" in base
+
+
+def test_demo_profile_shows_the_persons_name_and_home_the_right_offers_text(sandbox):
+    user = ScriptedUser(sandbox)
+    home = user.get("/")
+    assert "Sans connexion" in home.text
+    page = user.sign_in("individu", persona=PERSONA, next_url="/profile/")
+    assert "Vous êtes connecté en tant que Camille Martin." in page.text
+    assert "Compte du site" not in page.text
+    home = user.get("/")
+    assert "Sans connexion" not in home.text and "propre jeton" in home.text
+
+
+def test_the_documented_example_search_finds_offers(sandbox):
+    from pathlib import Path
+
+    install = (Path(__file__).resolve().parent.parent / "docs/install.md").read_text()
+    words = re.search(r'params=\{"motsCles": "([^"]+)"\}', install)[1]
+    page = ScriptedUser(sandbox).get(f"/offres/?motsCles={words}")
+    assert page.status_code == 200 and "data-offer-id=" in page.text
