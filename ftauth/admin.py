@@ -135,9 +135,9 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
     # Short enough for a 1280-pixel screen: the email and dates are on the
     # account's page; a long sub wraps (admin.css).
     list_display = (
-        "user",
+        "user_display",
         "realm_display",
-        "sub",
+        "sub_display",
         "last_login_at",
         "token_status",
         "active_sessions",
@@ -169,6 +169,18 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
     def realm_display(self, account: LinkedAccount) -> str:
         return realm_text(account.realm)
 
+    @admin.display(description=_("identifiant (sub)"), ordering="sub")
+    def sub_display(self, account: LinkedAccount) -> str:
+        return account.sub
+
+    @admin.display(description=_("utilisateur"), ordering="user")
+    def user_display(self, account: LinkedAccount) -> str:
+        # The person's name: generated user names (ft-individu-…) say nothing to
+        # people, and are on the account's page.
+        user = account.user
+        name = user.get_full_name() if hasattr(user, "get_full_name") else ""
+        return name or user.get_username()
+
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         user_model = get_user_model()
         user_fields = {user_model.USERNAME_FIELD, user_model.get_email_field_name()}
@@ -184,7 +196,7 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
     def token_status(self, account: LinkedAccount) -> str:
         return str(STATUS_LABELS[vault.token_status(account)])
 
-    @admin.display(description=_("sessions actives"), ordering="session_count")
+    @admin.display(description=_("sessions"), ordering="session_count")
     def active_sessions(self, account: LinkedAccount) -> int:
         if hasattr(account, "session_count"):
             return account.session_count
