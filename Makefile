@@ -3,6 +3,8 @@
 # make test:  set up and run the whole suite: ruff, then Python 3.11 + Django 5.2 and
 #             Python 3.12 + Django 6 on SQLite and on PostgreSQL + Redis, and the browser
 #             tests in headless Chromium (scripts/run-tests.sh; logs in artifacts/test-logs/).
+# make serve: the demo under gunicorn (SERVE_WORKERS, default 4) on PostgreSQL and Redis
+#             (DATABASE_URL, CACHE_URL), on http://127.0.0.1:8000 (scripts/serve.sh).
 # make check: Django's system checks and a migrations-up-to-date check on the demo settings.
 # make dist:  build the wheel and sdist in dist/ and check them with twine.
 SHELL := /bin/bash
@@ -13,7 +15,7 @@ VENV312 := .venv-312
 PYTHON := $(VENV)/bin/python
 DEMO_ADDR ?= 127.0.0.1:8000
 
-.PHONY: demo test check lint services venv venv312 bench messages dist clean
+.PHONY: demo serve test interop check lint services venv venv312 bench messages dist clean
 
 # The stamps depend on pyproject.toml: a changed dependency or extra reinstalls.
 # scripts/find-python.sh finds a working interpreter even where pyenv shims are not.
@@ -38,6 +40,9 @@ demo: venv
 	$(PYTHON) manage.py migrate --noinput
 	FTAUTH_SANDBOX=$${FTAUTH_SANDBOX:-true} $(PYTHON) manage.py runserver $(DEMO_ADDR)
 
+serve: venv services
+	bash scripts/serve.sh
+
 check: venv
 	$(PYTHON) manage.py check --fail-level WARNING
 	$(PYTHON) manage.py makemigrations --check --dry-run
@@ -49,7 +54,15 @@ lint: venv
 services:
 	bash scripts/services.sh
 
-test: venv venv312 services
+# The interoperability tests' identity server (oidc-provider, pinned by package-lock.json).
+INTEROP := tests/interop
+$(INTEROP)/node_modules/.installed: $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund
+	touch $@
+
+interop: $(INTEROP)/node_modules/.installed
+
+test: venv venv312 services interop
 	bash scripts/run-tests.sh
 
 bench: venv services

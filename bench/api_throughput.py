@@ -46,6 +46,8 @@ TITLE = "API throughput against the sandbox quota (4 processes, shared Redis)"
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH = "offresdemploi/v2/offres/search"
 QUOTA = 4.0  # the sandbox's default, France Travail's for Offres d'emploi
+# France Travail does not document its limiter: ftauth must fit each (ftauth.sandbox.quota).
+ALGORITHMS = ("token_bucket", "sliding_window", "fixed_window")
 TOKEN_LINE = re.compile(
     r'"POST /sandbox/entreprise/connexion/oauth2/access_token\S* HTTP/1\.1" (\d{3})'
 )
@@ -248,10 +250,12 @@ def run() -> Report:
     reuse_calls = int(os.environ.get("BENCH_API_REUSE_CALLS", "1000"))
     workdir = Path(tempfile.mkdtemp(prefix="ftauth-bench-"))
     try:
-        with demo_server(workdir, "demo_site.settings", {}) as (server, env):
-            outcomes, _ = _run_workers(env, processes, duration=duration)
-            lines = server.log_lines()
-        _quota_phase(report, outcomes, lines, processes, duration)
+        for algorithm in ALGORITHMS:
+            extra = {"BENCH_SANDBOX_ALGORITHM": algorithm}
+            with demo_server(workdir, "bench.sandbox_settings", extra) as (server, env):
+                outcomes, _ = _run_workers(env, processes, duration=duration)
+                lines = server.log_lines()
+            _quota_phase(report, outcomes, lines, processes, duration, algorithm)
         if reuse_calls:
             extra = {"BENCH_SANDBOX_QUOTA": "100000"}
             with demo_server(workdir, "bench.sandbox_settings", extra) as (server, env):
@@ -269,7 +273,12 @@ def run() -> Report:
 
 
 def _quota_phase(
-    report: Report, outcomes: list[dict], lines: list[str], processes: int, duration: float
+    report: Report,
+    outcomes: list[dict],
+    lines: list[str],
+    processes: int,
+    duration: float,
+    algorithm: str,
 ) -> None:
     if len(outcomes) != processes:
         report.error = f"only {len(outcomes)} of {processes} worker processes reported"
@@ -278,24 +287,31 @@ def _quota_phase(
     end = start + duration
     done = sorted(t for o in outcomes for t in o["done"])
     in_window = [t for t in done if t <= end]
-    throughput = len(in_window) / duration
+    # Steady state, from the first answer to the last: the first call also waits for the
+    # application token and a first connection, which is not pacing.
+    steady = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else 0.0
+    throughput = steady
     share = throughput / QUOTA
     callers_429 = sum(o["quota_exceeded"] for o in outcomes)
     errors = [e for o in outcomes for e in o["errors"]]
     wire = _statuses(lines, SEARCH_LINE)
     tokens = _statuses(lines, TOKEN_LINE)
-    report.add("calls completed", f"{len(done)} ({len(in_window)} within {duration:g} s)")
+    report.add(f"{algorithm}: calls", f"{len(done)} ({len(in_window)} within {duration:g} s)")
     report.add(
-        "throughput",
-        f"{throughput:.2f}/s = {share:.1%} of {QUOTA:g}/s",
+        f"{algorithm}: throughput",
+        f"{throughput:.2f}/s = {share:.1%} of {QUOTA:g}/s "
+        f"(with start-up: {len(in_window) / duration:.2f}/s)",
         ">= 95 %",
         share >= 0.95,
     )
-    report.add("429 seen by callers", str(callers_429), "0", callers_429 == 0)
-    report.add("429 on the wire", f"{wire.count(429)} of {len(wire)} answers")
-    report.add("other errors", str(len(errors)), "0", not errors)
+    report.add(f"{algorithm}: 429 seen by callers", str(callers_429), "0", callers_429 == 0)
+    report.add(f"{algorithm}: 429 on the wire", f"{wire.count(429)} of {len(wire)} answers")
+    report.add(f"{algorithm}: other errors", str(len(errors)), "0", not errors)
     per_thousand = 1000 * len(tokens) / max(1, len(done))
-    report.add("token requests", f"{len(tokens)} for {len(done)} calls ({per_thousand:.1f}/1000)")
+    report.add(
+        f"{algorithm}: token requests",
+        f"{len(tokens)} for {len(done)} calls ({per_thousand:.1f}/1000)",
+    )
     if errors:
         report.notes.append(f"first error: {errors[0]}")
 

@@ -91,7 +91,7 @@ def _signed_in_session(engine: str, account) -> str:
         "account": account.pk,
         "realm": account.realm,
         "sid": "bench-sid",
-        "generation": account.session_generation,
+        "grant": None,
         "checked_at": time.time() + 10**6,  # never due during the run
         "key": _key_digest(store.session_key),
     }

@@ -1,11 +1,13 @@
-"""The demo site's settings, with the sandbox quota taken from ``BENCH_SANDBOX_QUOTA``.
-
-Used by the token-reuse phase of ``bench.api_throughput``, which needs many
-calls in little time; the quota phase runs the demo site's own settings.
-"""
+"""The demo site's settings, with the sandbox quota taken from ``BENCH_SANDBOX_QUOTA``
+(calls per second) and ``BENCH_SANDBOX_ALGORITHM`` (token_bucket, sliding_window,
+fixed_window): ``bench.api_throughput`` runs its quota phase under each algorithm
+and its token-reuse phase with the quota lifted."""
 
 import os
 
 from demo_site.settings import *  # noqa: F403
 
-FTAUTH_SANDBOX = {"QUOTA_PER_SECOND": float(os.environ.get("BENCH_SANDBOX_QUOTA", "4"))}
+FTAUTH_SANDBOX = {
+    "QUOTA_PER_SECOND": float(os.environ.get("BENCH_SANDBOX_QUOTA", "4")),
+    "QUOTA_ALGORITHM": os.environ.get("BENCH_SANDBOX_ALGORITHM", "token_bucket"),
+}

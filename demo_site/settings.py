@@ -72,7 +72,24 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several workers on one SQLite file (gunicorn -w 4): WAL lets readers go on
+    # while one writes; IMMEDIATE takes the write lock when a transaction starts,
+    # so two writers queue on the busy timeout instead of one failing with
+    # "database is locked" when it upgrades a read lock; 20 s of busy timeout
+    # covers a burst of sign-ins. synchronous=NORMAL is safe under WAL.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://ftauth-demo")}
+# django-environ reads ?key_prefix= under a name Django ignores: several sites (or test
+# runs) sharing one Redis keep apart only with KEY_PREFIX.
+if "key_prefix" in CACHES["default"]:
+    CACHES["default"]["KEY_PREFIX"] = CACHES["default"].pop("key_prefix")
 
 AUTHENTICATION_BACKENDS = [
     "ftauth.backends.FranceTravailBackend",

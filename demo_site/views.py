@@ -34,14 +34,6 @@ USER_DATA_PATHS = {
     "employeur": "peconnect-entreprise/v1/userinfo",
 }
 
-TOKEN_STATUS_LABELS = {
-    vault.TokenStatus.VALID: gettext_lazy("valides"),
-    vault.TokenStatus.EXPIRING: gettext_lazy("bientôt expirés"),
-    vault.TokenStatus.EXPIRED: gettext_lazy("expirés"),
-    vault.TokenStatus.WITHDRAWN: gettext_lazy("consentement retiré"),
-    vault.TokenStatus.NONE: gettext_lazy("aucun jeton"),
-}
-
 
 def api_error_message(exc: FTAuthError) -> str:
     """What the visitor reads when a call to France Travail fails."""
@@ -54,6 +46,8 @@ def api_error_message(exc: FTAuthError) -> str:
         return _("France Travail reçoit trop de demandes : réessayez dans un instant.")
     if isinstance(exc, ConsentWithdrawn | TokenRejected):
         return _("Votre consentement a été retiré ou a expiré : reconnectez-vous.")
+    if isinstance(exc, vault.TokensUnavailable):
+        return _("Votre connexion France Travail sur cet appareil a pris fin : reconnectez-vous.")
     if isinstance(exc, TransportError):
         return _("France Travail ne répond pas pour le moment. Réessayez plus tard.")
     if isinstance(exc, ApiError):
@@ -69,17 +63,18 @@ def home(request):
 
 
 def _identity(request, account: LinkedAccount) -> dict:
-    status = vault.token_status(account)
+    status = vault.account_status(account, vault.session_grant(request, account))
     item = {
         "account": account,
         "claims": sorted(account.claims.items()),
         "token_status": status,
-        "token_status_label": TOKEN_STATUS_LABELS.get(status, status),
+        "token_status_label": status.label,
         "api_path": USER_DATA_PATHS.get(account.realm),
     }
     if item["api_path"]:
         try:
-            data = api.for_user(request.user, account.realm).get(item["api_path"])
+            # This device's grant: another device's sign-out never affects this page.
+            data = api.for_request(request, account.realm).get(item["api_path"])
         except FTAuthError as exc:
             item["api_error"] = api_error_message(exc)
         else:

@@ -6,15 +6,13 @@ Name a subclass in ``FTAUTH["ACCOUNT_ADAPTER"]`` to change any hook.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils.module_loading import import_string
 
 from .conf import get_settings
-
-if TYPE_CHECKING:
-    from .signin import VerifiedIdentity
+from .identity import VerifiedIdentity
 
 
 class AccountAdapter:
@@ -51,9 +49,21 @@ class AccountAdapter:
             return None
         return user
 
+    def unique_username(self, identity: VerifiedIdentity) -> str:
+        """:meth:`username_for`, with a suffix when a user already has it: the user
+        an unlinked identity once signed in as keeps its name, and is not reused."""
+        user_model = get_user_model()
+        manager = user_model._default_manager
+        base = username = self.username_for(identity)
+        suffix = 1
+        while manager.filter(**{user_model.USERNAME_FIELD: username}).exists():
+            suffix += 1
+            username = f"{base}-{suffix}"
+        return username
+
     def create_user(self, request: Any, identity: VerifiedIdentity) -> Any:
         user_model = get_user_model()
-        user = user_model(**{user_model.USERNAME_FIELD: self.username_for(identity)})
+        user = user_model(**{user_model.USERNAME_FIELD: self.unique_username(identity)})
         user.set_unusable_password()
         self.populate_user(user, identity)
         user.save()

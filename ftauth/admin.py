@@ -1,10 +1,13 @@
 """Admin: linked accounts with their token status and sessions, and the audit trail.
 
-Tokens are never shown, not even as ciphertext: ``TokenSet`` is not
-registered, and the account page shows only what the tokens are (status,
-expiry, scopes). Everything that says who an identity is, or which user it
-belongs to, is read-only: moving an identity to another user would hand over
-that user's France Travail data. Accounts are created by signing in only.
+Tokens are never shown, not even as ciphertext: the grants (one per
+sign-in, i.e. per device) are listed with what their tokens are (status,
+expiry, scopes), never the tokens. Ending a grant, ending all of them, and
+deleting an account go through ``ftauth.lifecycle`` like a sign-out or an
+unlink: one transaction, an audit event, the sessions ended. Everything
+that says who an identity is, or which user it belongs to, is read-only:
+moving an identity to another user would hand over that user's France
+Travail data. Accounts are created by signing in only.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -23,11 +26,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import consent, vault
+from . import consent, lifecycle, vault
 from .conf import get_settings
-from .core.errors import ConsentWithdrawn, FTAuthError
+from .core.errors import FTAuthError
 from .core.realms import REALM_NAMES
-from .models import AuditEvent, LinkedAccount, TokenSet
+from .models import AuditEvent, Grant, LinkedAccount
 from .names import realm_label
 
 # One word for a realm in the admin, "espace", with the realm's human name and
@@ -48,15 +51,19 @@ def local_datetime(value: Any) -> str:
 
 class RealmFilter(admin.SimpleListFilter):
     title = REALM_TITLE
-    parameter_name = "realm"
+    parameter_name = "realm"  # also the field filtered on
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(name, realm_text(name)) for name in REALM_NAMES]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
         if self.value() in REALM_NAMES:
-            return queryset.filter(realm=self.value())
+            return queryset.filter(**{self.parameter_name: self.value()})
         return None
+
+
+class AccountRealmFilter(RealmFilter):
+    parameter_name = "account__realm"
 
 
 class ReadOnlyChangeForm:
@@ -69,13 +76,7 @@ class ReadOnlyChangeForm:
         return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
 
 
-STATUS_LABELS = {
-    vault.TokenStatus.VALID: _("valides"),
-    vault.TokenStatus.EXPIRING: _("bientôt expirés"),
-    vault.TokenStatus.EXPIRED: _("expirés"),
-    vault.TokenStatus.WITHDRAWN: _("consentement retiré"),
-    vault.TokenStatus.NONE: _("aucun jeton"),
-}
+STATUS_LABELS = vault.STATUS_LABELS
 
 
 class TokenStatusFilter(admin.SimpleListFilter):
@@ -89,15 +90,17 @@ class TokenStatusFilter(admin.SimpleListFilter):
         now = timezone.now()
         margin = now + timedelta(seconds=get_settings().refresh_margin)
         active = Q(consent_withdrawn_at__isnull=True)
+        # An account is in the state of its best grant (one valid device is enough).
+        grants = Grant.objects.filter(account=OuterRef("pk"))
+        valid = Exists(grants.filter(expires_at__gt=margin))
+        expiring = Exists(grants.filter(expires_at__gt=now, expires_at__lte=margin))
+        any_grant = Exists(grants)
         filters = {
             vault.TokenStatus.WITHDRAWN: Q(consent_withdrawn_at__isnull=False),
-            vault.TokenStatus.NONE: active & Q(token_set__isnull=True),
-            vault.TokenStatus.EXPIRED: active
-            & (Q(token_set__expires_at__lte=now) | Q(token_set__expires_at__isnull=True))
-            & Q(token_set__isnull=False),
-            vault.TokenStatus.EXPIRING: active
-            & Q(token_set__expires_at__gt=now, token_set__expires_at__lte=margin),
-            vault.TokenStatus.VALID: active & Q(token_set__expires_at__gt=margin),
+            vault.TokenStatus.NONE: active & ~any_grant,
+            vault.TokenStatus.EXPIRED: active & any_grant & ~valid & ~expiring,
+            vault.TokenStatus.EXPIRING: active & expiring & ~valid,
+            vault.TokenStatus.VALID: active & valid,
         }
         value = self.value()
         if value in filters:
@@ -130,6 +133,103 @@ def audit_details(event: AuditEvent) -> str:
     return ", ".join(f"{key} : {value}" for key, value in sorted(event.detail.items()))
 
 
+class GrantStatusMixin:
+    @admin.display(description=_("jetons"))
+    def token_status(self, grant: Grant) -> str:
+        return vault.status_of(grant).label
+
+    @admin.display(description=_("sessions"))
+    def session_count(self, grant: Grant) -> int:
+        return grant.sessions.count()
+
+
+class GrantInline(GrantStatusMixin, admin.TabularInline):
+    """The account's grants: one per sign-in (device). End one from its own page."""
+
+    model = Grant
+    fields = (
+        "device",
+        "obtained_at",
+        "refreshed_at",
+        "checked_at",
+        "expires_at",
+        "token_status",
+        "session_count",
+    )
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = _("autorisations (une par connexion, c'est-à-dire par appareil)")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Grant)
+class GrantAdmin(ReadOnlyChangeForm, GrantStatusMixin, admin.ModelAdmin):
+    """One sign-in's grant. Deleting it (or the action) ends it like a sign-out."""
+
+    list_display = ("account", "device", "obtained_at", "refreshed_at", "token_status")
+    list_select_related = ("account",)
+    search_fields = ("account__sub", "account__email", "device")
+    list_filter = (AccountRealmFilter,)
+    fields = (
+        "account",
+        "device",
+        "obtained_at",
+        "refreshed_at",
+        "checked_at",
+        "expires_at",
+        "scopes",
+        "op_sid",
+        "token_status",
+        "session_count",
+    )
+    readonly_fields = fields
+    actions = ("end_grants",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # "end" says what deleting does
+        return actions
+
+    @admin.action(
+        description=_("Terminer les autorisations sélectionnées (déconnecte ces appareils)"),
+        permissions=["change"],
+    )
+    def end_grants(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ended = self._end(request, list(queryset))
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d autorisation terminée.", "%(count)d autorisations terminées.", ended
+            )
+            % {"count": ended},
+            messages.SUCCESS,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Grant) -> None:
+        self._end(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._end(request, list(queryset))
+
+    def _end(self, request: HttpRequest, grants: list[Grant]) -> int:
+        for grant in grants:
+            lifecycle.end_grants(
+                grant.account,
+                [grant.pk],
+                kind=AuditEvent.Kind.GRANT_ENDED,
+                why=f"admin ({request.user.get_username()})",
+            )
+        return len(grants)
+
+
 @admin.register(LinkedAccount)
 class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
     # Short enough for a 1280-pixel screen: the email and dates are on the
@@ -143,7 +243,7 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
         "active_sessions",
     )
     list_filter = (RealmFilter, TokenStatusFilter)
-    list_select_related = ("user", "token_set")
+    list_select_related = ("user",)
     date_hierarchy = "linked_at"
     fields = (
         "user",
@@ -159,8 +259,8 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
         "claims_snapshot",
     )
     readonly_fields = fields
-    inlines = (AuditEventInline,)
-    actions = ("withdraw_consent", "refresh_tokens")
+    inlines = (GrantInline, AuditEventInline)
+    actions = ("withdraw_consent", "end_all_grants", "refresh_tokens")
 
     class Media:
         css = {"all": ("ftauth/admin.css",)}
@@ -194,7 +294,7 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
 
     @admin.display(description=_("jetons"))
     def token_status(self, account: LinkedAccount) -> str:
-        return str(STATUS_LABELS[vault.token_status(account)])
+        return vault.account_status(account).label
 
     @admin.display(description=_("sessions"), ordering="session_count")
     def active_sessions(self, account: LinkedAccount) -> int:
@@ -204,20 +304,22 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
 
     @admin.display(description=_("jetons (jamais affichés)"))
     def token_summary(self, account: LinkedAccount) -> str:
-        status = STATUS_LABELS[vault.token_status(account)]
-        try:
-            token_set = account.token_set
-        except TokenSet.DoesNotExist:
-            return str(status)
+        grants = list(vault.live_grants(account))
+        status = vault.account_status(account, grants[0] if grants else None).label
+        if not grants:
+            return status
+        latest = grants[0]
         return format_html(
-            "{}<br>{} {}<br>{} {}<br>{} {}",
+            "{}<br>{} {}<br>{} {}<br>{} {}<br>{} {}",
             status,
+            _("autorisations"),
+            len(grants),
             _("expire le"),
-            local_datetime(token_set.expires_at),
+            local_datetime(latest.expires_at),
             _("rafraîchi le"),
-            local_datetime(token_set.refreshed_at),
+            local_datetime(latest.refreshed_at),
             _("périmètres"),
-            token_set.scopes or "—",
+            latest.scopes or "—",
         )
 
     @admin.display(description=_("revendications (instantané)"))
@@ -246,22 +348,58 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
             messages.SUCCESS,
         )
 
+    @admin.action(
+        description=_("Terminer toutes les sessions (oublie les jetons de tous les appareils)"),
+        permissions=["change"],
+    )
+    def end_all_grants(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ended = sum(
+            lifecycle.end_grants(
+                account,
+                None,
+                kind=AuditEvent.Kind.SESSIONS_ENDED,
+                why=f"admin ({request.user.get_username()})",
+            )
+            for account in queryset
+        )
+        self.message_user(
+            request,
+            ngettext("%(count)d session terminée.", "%(count)d sessions terminées.", ended)
+            % {"count": ended},
+            messages.SUCCESS,
+        )
+
     @admin.action(description=_("Rafraîchir les jetons maintenant"), permissions=["change"])
     def refresh_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Refresh every grant of the accounts; a refusal is judged like any other."""
         refreshed, failures = 0, []
         for account in queryset:
-            try:
-                vault.refresh_tokens(account, force=True)
-                refreshed += 1
-            except ConsentWithdrawn:
-                failures.append((str(account), _("consentement retiré")))
-            except FTAuthError as exc:
-                # The error's type only: messages never carry token material anyway.
-                failures.append((str(account), type(exc).__name__))
+            for grant in vault.live_grants(account):
+                grant.account = account
+                try:
+                    vault.refresh(grant, force=True)
+                    refreshed += 1
+                except vault.GrantRefused as exc:
+                    verdict = consent.grant_refused(exc.grant, exc.reason)
+                    label = (
+                        _("consentement retiré")
+                        if verdict is consent.ConsentCheck.WITHDRAWN
+                        else _("autorisation refusée, terminée")
+                    )
+                    failures.append((str(account), label))
+                    if verdict is consent.ConsentCheck.WITHDRAWN:
+                        break
+                except FTAuthError as exc:
+                    # The error's type only: messages never carry token material anyway.
+                    failures.append((str(account), type(exc).__name__))
         if refreshed:
             self.message_user(
                 request,
-                ngettext("%(count)d compte rafraîchi.", "%(count)d comptes rafraîchis.", refreshed)
+                ngettext(
+                    "%(count)d autorisation rafraîchie.",
+                    "%(count)d autorisations rafraîchies.",
+                    refreshed,
+                )
                 % {"count": refreshed},
                 messages.SUCCESS,
             )
@@ -275,6 +413,16 @@ class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
                 ),
                 messages.WARNING,
             )
+
+    # Deleting an account is an unlink done by the site: same path, its own audit event.
+    def delete_model(self, request: HttpRequest, obj: LinkedAccount) -> None:
+        lifecycle.remove_account(
+            obj, kind=AuditEvent.Kind.DELETED, why=f"admin ({request.user.get_username()})"
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for account in queryset:
+            self.delete_model(request, account)
 
 
 @admin.register(AuditEvent)

@@ -132,11 +132,11 @@ def check_stored_tokens(app_configs=None, databases=None, **kwargs):
     from django.db import DatabaseError
 
     from .crypto import TokenDecryptionError, TokenKeyError, decrypt
-    from .models import TokenSet
+    from .models import Grant
 
     unreadable = 0
     try:
-        sample = TokenSet.objects.order_by("-obtained_at").values_list(
+        sample = Grant.objects.order_by("-obtained_at").values_list(
             "access_token_ciphertext", "refresh_token_ciphertext"
         )[:TOKEN_SAMPLE]
         for ciphertexts in sample:
@@ -183,6 +183,42 @@ def check_middleware_order(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+# Cache backends whose entries live in one process: ftauth's shared state (application
+# tokens, the quota's schedule, JWKS and discovery) would be kept once per worker.
+PER_PROCESS_CACHES = frozenset(
+    {
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+    }
+)
+
+
+@checks.register(checks.Tags.caches)
+def check_shared_cache(app_configs=None, **kwargs):
+    """With DEBUG off, several workers are likely: they must share one cache."""
+    if settings.DEBUG:
+        return []
+    try:
+        alias = get_settings().cache_alias
+    except ConfigurationError:
+        return []  # reported by check_settings
+    backend = (getattr(settings, "CACHES", {}) or {}).get(alias, {}).get("BACKEND", "")
+    if backend not in PER_PROCESS_CACHES:
+        return []
+    return [
+        checks.Warning(
+            f"The cache {alias!r} used by ftauth ({backend.rsplit('.', 1)[-1]}) is kept per "
+            "process.",
+            hint=(
+                "Each worker would fetch its own application token and pace its own calls, "
+                "so together they exceed France Travail's quota. Use a cache every worker and "
+                "host shares (Redis), or set FTAUTH['CACHE_ALIAS'] to one."
+            ),
+            id="ftauth.W040",
+        )
+    ]
 
 
 CONSENT_MIDDLEWARE = "ftauth.middleware.ConsentMiddleware"

@@ -68,6 +68,7 @@ KNOWN_KEYS = {
     "API_MAX_WAIT",
     "API_MAX_RETRIES",
     "API_RETRY_AFTER_CAP",
+    "API_TIME_BUDGET",
     "APPLICATION_SCOPES",
     "REFRESH_MARGIN",
     "AUDIT_RETENTION_DAYS",
@@ -106,6 +107,8 @@ class FTAuthSettings:
     api_max_wait: float = 10.0
     api_max_retries: int = 3
     api_retry_after_cap: float = 30.0
+    # Seconds one API call may take in all: its turn, its retries, its answers.
+    api_time_budget: float = 5.0
     application_scopes: tuple[str, ...] = ("api_offresdemploiv2", "o2dsoffre")
     # Refresh an access token this many seconds before it expires.
     refresh_margin: int = 60

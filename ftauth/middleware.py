@@ -3,12 +3,13 @@
 Between two checks of a session the middleware reads only the session's own
 data (already loaded by ``SessionMiddleware``): no database query, no HTTP
 call. At most every ``CONSENT_CHECK_INTERVAL`` seconds per session it checks
-the account: one query (the registry row, the account's session generation
-and withdrawal), then, unless another session of the same account asked
-France Travail within the interval, a consent check with the user's token.
+the session: one query (its registry row, grant and account), then, unless
+France Travail confirmed that grant within the interval, a check of the
+grant with its own token (``ftauth.consent``).
 
-A session ended elsewhere (withdrawal, back-channel logout, unlink) is signed
-out here: a browser is sent to the "consentement retiré" page (or to
+A session ended elsewhere (withdrawal, back-channel logout, refused grant,
+unlink, sign-out on another device sharing its grant) is signed out here:
+a browser is sent to the "consentement retiré" page (or to
 ``LOGOUT_REDIRECT_URL`` when consent still stands), an XHR gets a 401 JSON.
 """
 
@@ -23,17 +24,17 @@ from typing import Any
 
 from django.contrib.auth import logout
 from django.db import DatabaseError
-from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils import timezone
 
 from .conf import get_settings, serving
-from .consent import ConsentCheck, check_consent
+from .consent import ConsentCheck, check_grant, send_pending_revocation
 from .models import AccountSession, LinkedAccount
 from .sessions import (
     ENDED_CONSENT_WITHDRAWN,
+    ENDED_GRANT_REFUSED,
     ENDED_REALM_KEY,
     ENDED_SIGNED_OUT,
     SESSION_KEY,
@@ -98,35 +99,51 @@ class ConsentMiddleware:
         return None
 
     def check(self, request: HttpRequest, marker: dict, interval: int) -> str | None:
-        """Check the session's account; why it ended, or ``None`` if it goes on."""
-        account_id, sid = marker.get("account"), marker.get("sid")
-        if not isinstance(account_id, int) or not isinstance(sid, str):
+        """Check the session's grant; why the session ended, or ``None`` if it goes on.
+
+        A database error skips the check (the session goes on, checked again
+        at the next interval): nothing is written halfway.
+        """
+        sid, grant_id = marker.get("sid"), marker.get("grant")
+        if not isinstance(sid, str) or not isinstance(marker.get("account"), int):
             return ENDED_SIGNED_OUT  # not a marker ftauth wrote: trust nothing in it
         try:
-            account = (
-                LinkedAccount.objects.filter(pk=account_id)
-                .annotate(
-                    registered=Exists(
-                        AccountSession.objects.filter(account=OuterRef("pk"), sid=sid)
-                    )
-                )
-                .first()
+            return self._check(request, marker, sid, grant_id, interval)
+        except DatabaseError as exc:
+            logger.error(
+                "consent check skipped, database unavailable: %s: %s", type(exc).__name__, exc
             )
-        except DatabaseError:
-            logger.exception("consent check skipped: database unavailable")
             return None
-        if account is None:
-            return ENDED_SIGNED_OUT  # the identity was unlinked
-        if account.consent_withdrawn_at is not None:
-            return ENDED_CONSENT_WITHDRAWN
-        if not account.registered or account.session_generation != marker.get("generation"):
-            return ENDED_SIGNED_OUT  # a back-channel logout, an unlink, "end sessions"
+
+    def _check(
+        self, request: HttpRequest, marker: dict, sid: str, grant_id: Any, interval: int
+    ) -> str | None:
+        row = (
+            AccountSession.objects.select_related("account", "grant")
+            .filter(sid=sid, account_id=marker["account"])
+            .first()
+        )
+        if row is None or row.grant_id != grant_id:
+            # Its grant was forgotten: a sign-out elsewhere, a refusal, a
+            # back-channel logout, an unlink or a withdrawal. Say which.
+            account = LinkedAccount.objects.filter(pk=marker["account"]).first()
+            if account is not None and account.consent_withdrawn_at is not None:
+                send_pending_revocation(account)
+                return ENDED_CONSENT_WITHDRAWN
+            return ENDED_SIGNED_OUT
+        grant = row.grant
+        if grant is not None:
+            grant.account = row.account  # already read, with the row
         recent = timezone.now() - timedelta(seconds=interval)
-        if account.consent_checked_at is None or account.consent_checked_at <= recent:
-            result = check_consent(account)
+        if grant is not None and (grant.checked_at is None or grant.checked_at <= recent):
+            result = check_grant(grant)
             if result is ConsentCheck.WITHDRAWN:
                 return ENDED_CONSENT_WITHDRAWN
-        AccountSession.objects.filter(sid=sid).update(seen_at=timezone.now())
+            if result is ConsentCheck.ENDED:
+                return ENDED_GRANT_REFUSED
+            # NO_TOKENS (expired, no refresh token: France Travail may issue
+            # none) leaves the session signed in, without calls on the user's behalf.
+        AccountSession.objects.filter(pk=row.pk).update(seen_at=timezone.now())
         follow_session_key(request)
         # A transient failure (UNKNOWN) also waits for the next interval: asking
         # again on every request would hammer a server that is already in trouble.
@@ -138,7 +155,12 @@ class ConsentMiddleware:
         marker = request.session.get(SESSION_KEY)
         realm = marker.get("realm") if isinstance(marker, dict) else None
         realm = realm or request.session.get(ENDED_REALM_KEY)
-        logout(request)  # flushes the session, tombstone included
+        try:
+            logout(request)  # flushes the session, tombstone included
+        except DatabaseError as exc:
+            # The registry could not be updated: the session ends all the same.
+            logger.error("sign-out of an ended session: %s: %s", type(exc).__name__, exc)
+            request.session.flush()
         withdrawn = reason == ENDED_CONSENT_WITHDRAWN
         if withdrawn and isinstance(realm, str):
             # For the "consentement retiré" page: a new sign-in on that realm only.

@@ -35,9 +35,10 @@ class LinkedAccount(models.Model):
     # When the consent was last confirmed with France Travail (middleware, bulk
     # command): several sessions of one account share one check per interval.
     consent_checked_at = models.DateTimeField(_("consentement vérifié le"), null=True, blank=True)
-    # Bumped to end every session of the account, including sessions the
-    # server cannot delete (signed cookies): the middleware compares it.
-    session_generation = models.PositiveIntegerField(default=0, editable=False)
+    # Set with ``consent_withdrawn_at``, cleared by whoever sends
+    # ``consent_revoked``: the signal goes out exactly once, even when the
+    # first attempt to act on the withdrawal stopped halfway.
+    consent_revoked_pending = models.BooleanField(default=False, editable=False)
 
     class Meta:
         verbose_name = _("compte France Travail lié")
@@ -52,11 +53,20 @@ class LinkedAccount(models.Model):
         return f"{self.realm}:{self.sub}"
 
 
-class TokenSet(models.Model):
-    """The tokens a user consented to, encrypted at rest. One per linked account."""
+class Grant(models.Model):
+    """What one completed sign-in obtained: its tokens (encrypted) and the sessions it opened.
 
-    account = models.OneToOneField(
-        LinkedAccount, on_delete=models.CASCADE, related_name="token_set"
+    Every sign-in is its own grant at the identity server, so it keeps its own
+    tokens: one device's sign-out, lost refresh token or back-channel logout
+    ends that grant only, never the account's other devices. A grant is
+    forgotten (the row deleted) when its tokens can no longer serve.
+    """
+
+    account = models.ForeignKey(
+        LinkedAccount,
+        on_delete=models.CASCADE,
+        related_name="grants",
+        verbose_name=_("compte France Travail lié"),
     )
     access_token_ciphertext = models.TextField(blank=True, editable=False)
     refresh_token_ciphertext = models.TextField(blank=True, editable=False)
@@ -67,26 +77,41 @@ class TokenSet(models.Model):
     # the token itself: a refreshed ID token must keep iss, sub and aud
     # (OpenID Connect Core 12.2).
     id_token_claims = models.JSONField(default=dict, blank=True, editable=False)
+    # The identity server's session id (``sid`` claim), for back-channel logout.
+    op_sid = models.CharField(
+        _("session France Travail"), max_length=255, blank=True, db_index=True
+    )
+    # Which browser signed in (a short summary of its User-Agent), for the admin.
+    device = models.CharField(_("appareil"), max_length=200, blank=True)
     obtained_at = models.DateTimeField(_("obtenu le"), default=timezone.now)
     refreshed_at = models.DateTimeField(_("rafraîchi le"), null=True, blank=True)
+    # When France Travail last confirmed this grant (consent check): the
+    # middleware asks at most once per CONSENT_CHECK_INTERVAL.
+    checked_at = models.DateTimeField(_("vérifié le"), null=True, blank=True)
     # SQLite only (no row locks): until when a caller holds the right to
     # refresh these tokens (``ftauth.refresh_lock``).
     refresh_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
-        verbose_name = _("jeu de jetons")
-        verbose_name_plural = _("jeux de jetons")
+        verbose_name = _("autorisation")
+        verbose_name_plural = _("autorisations")
+        indexes = [models.Index(fields=["account", "-refreshed_at"], name="ftauth_grant_latest")]
 
     def __str__(self) -> str:
-        return f"TokenSet({self.account_id})"
+        return f"Grant({self.pk})"
 
     __repr__ = __str__
 
 
 class AccountSession(models.Model):
-    """Which Django session belongs to which linked account (to end them all)."""
+    """A Django session signed in through a linked account, and the grant it uses."""
 
     account = models.ForeignKey(LinkedAccount, on_delete=models.CASCADE, related_name="sessions")
+    # The sign-in that opened this session. Forgetting the grant ends the
+    # session (the middleware finds the row gone at its next check).
+    grant = models.ForeignKey(
+        Grant, on_delete=models.CASCADE, related_name="sessions", null=True, blank=True
+    )
     # Our own identifier, stored in the session; works with every engine.
     sid = models.CharField(max_length=64, unique=True)
     # The engine's session key, when the engine stores sessions server-side,
@@ -95,8 +120,6 @@ class AccountSession(models.Model):
     # (their "key" is the session itself).
     session_key_ciphertext = models.TextField(blank=True, editable=False)
     engine = models.CharField(max_length=255, blank=True)
-    # The identity server's session id (``sid`` claim), for back-channel logout.
-    op_sid = models.CharField(max_length=255, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
     # Last consent check of this session by the middleware: a session not seen
     # for SESSION_COOKIE_AGE is gone, whatever the engine (ftauth_purge).
@@ -161,6 +184,8 @@ class AuditEvent(models.Model):
         TOKENS_REFRESHED = "tokens_refreshed", _("jetons rafraîchis")
         CONSENT_REVOKED = "consent_revoked", _("consentement retiré")
         SESSIONS_ENDED = "sessions_ended", _("sessions terminées")
+        GRANT_ENDED = "grant_ended", _("autorisation terminée")
+        DELETED = "deleted", _("compte supprimé")
         BACKCHANNEL_LOGOUT = "backchannel_logout", _("déconnexion par le fournisseur")
         SIGN_IN_FAILED = "sign_in_failed", _("échec de connexion")
         KEYS_ROTATED = "keys_rotated", _("clés renouvelées")

@@ -1,4 +1,4 @@
-"""One refresh at a time per token set, across threads and processes.
+"""One refresh at a time per grant, across threads and processes.
 
 France Travail rotates refresh tokens: two concurrent refreshes with the same
 refresh token would make the second one fail with ``invalid_grant``, which
@@ -6,7 +6,7 @@ reads as a withdrawal. So the first caller refreshes and the others wait,
 then find the fresh token.
 
 * Databases with row locks (PostgreSQL, MySQL, Oracle): ``SELECT ... FOR
-  UPDATE`` on the token set, held during the refresh. Only that row waits,
+  UPDATE`` on the grant, held during the refresh. Only that row waits,
   and the lock goes with the connection if the process dies.
 * SQLite has no row locks: holding its database-wide write lock during an
   HTTP call would stall every write of the site (and the embedded sandbox,
@@ -28,30 +28,28 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .conf import get_settings
-from .models import LinkedAccount, TokenSet
+from .models import Grant
 
 LEASE_MARGIN = 5.0
 
 
 @contextmanager
-def refresh_lock(account: LinkedAccount) -> Iterator[TokenSet | None]:
-    """Hold the refresh lock of ``account``'s token set; yields the set read under it."""
-    database = router.db_for_write(TokenSet)
+def refresh_lock(grant: Grant) -> Iterator[Grant | None]:
+    """Hold the refresh lock of ``grant``; yields the grant as read under it (None: gone)."""
+    database = router.db_for_write(Grant)
     if connections[database].features.has_select_for_update:
         with transaction.atomic(using=database):
-            yield (
-                TokenSet.objects.using(database).select_for_update().filter(account=account).first()
-            )
+            yield Grant.objects.using(database).select_for_update().filter(pk=grant.pk).first()
         return
-    with _lease(account, database) as token_set:
-        yield token_set
+    with _lease(grant, database) as current:
+        yield current
 
 
 @contextmanager
-def _lease(account: LinkedAccount, database: str) -> Iterator[TokenSet | None]:
+def _lease(grant: Grant, database: str) -> Iterator[Grant | None]:
     conf = get_settings()
     duration = timedelta(seconds=conf.http_connect_timeout + conf.http_read_timeout + LEASE_MARGIN)
-    rows = TokenSet.objects.using(database).filter(account=account)
+    rows = Grant.objects.using(database).filter(pk=grant.pk)
     delay = 0.02
     while True:
         now = timezone.now()

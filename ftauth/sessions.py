@@ -1,20 +1,21 @@
-"""Session registry: which Django sessions belong to which linked account.
+"""Session registry: which Django sessions belong to which grant of which linked account.
 
-Every sign-in through ftauth records an :class:`AccountSession` and puts a
-small marker in the session itself (account id, our session id, the
-account's session generation, the time of the last consent check). That lets
-ftauth end every session of an account, on every device:
+Every sign-in through ftauth records an :class:`AccountSession`, bound to the
+sign-in's :class:`Grant`, and puts a small marker in the session itself
+(account id, grant id, our session id, the time of the last consent check).
+The registry row is the session's licence: when it goes (sign-out, refused
+grant, back-channel logout, withdrawal, unlink), the session ends, on every
+engine:
 
 * server-side engines (db, cache, cached_db, file and any engine that can
-  load a session by key): the session's data is replaced at once by a
+  load a session by key): the session's data is also replaced at once by a
   *tombstone* that only says why it ended. The user is signed out on their
   next request, and the middleware turns the tombstone into the clear
   "consentement retiré" page (a deleted session would look like a visitor
   who never signed in). The tombstone is deleted on that request.
 * engines that keep the session in the browser (signed_cookies): nothing can
-  be deleted; the account's ``session_generation`` is bumped and the
-  ``AccountSession`` row removed, which the middleware notices at its next
-  check of that session (at most ``CONSENT_CHECK_INTERVAL`` seconds later).
+  be deleted; the middleware finds the row gone at its next check of that
+  session (at most ``CONSENT_CHECK_INTERVAL`` seconds later).
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieStore
-from django.db.models import F
 from django.http import HttpRequest
 
 from . import crypto
-from .models import AccountSession, LinkedAccount
+from .models import AccountSession, Grant, LinkedAccount
 
 logger = logging.getLogger("ftauth.sessions")
 
@@ -48,6 +50,8 @@ ENDED_REALM_KEY = "_ftauth_ended_realm"
 
 ENDED_CONSENT_WITHDRAWN = "consent_withdrawn"
 ENDED_SIGNED_OUT = "signed_out"
+# France Travail refused this device's grant; the account's consent stands.
+ENDED_GRANT_REFUSED = "grant_refused"
 
 
 def _store_class(engine: str) -> type[SessionBase]:
@@ -68,12 +72,11 @@ def session_marker(request: HttpRequest) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
-def register_session(request: HttpRequest, account: LinkedAccount, op_sid: str | None) -> None:
-    """Record that this session was signed in through ``account``.
+def register_session(request: HttpRequest, account: LinkedAccount, grant: Grant) -> None:
+    """Record that this session was signed in through ``account`` and uses ``grant``.
 
     Call right after ``django.contrib.auth.login`` (which cycles the session
-    key). ``op_sid`` is the identity server's ``sid`` claim, for back-channel
-    logout by session.
+    key), inside the sign-in's transaction.
     """
     session = request.session
     engine = settings.SESSION_ENGINE
@@ -84,34 +87,22 @@ def register_session(request: HttpRequest, account: LinkedAccount, op_sid: str |
     if previous and isinstance(previous.get("sid"), str):
         # This browser session now belongs to the newer sign-in only.
         AccountSession.objects.filter(sid=previous["sid"]).delete()
-    generation = (
-        LinkedAccount.objects.filter(pk=account.pk)
-        .values_list("session_generation", flat=True)
-        .get()
-    )
     sid = secrets.token_urlsafe(24)
     AccountSession.objects.create(
         account=account,
+        grant=grant,
         sid=sid,
         session_key_ciphertext=crypto.encrypt(session.session_key or "") if server_side else "",
         engine=engine,
-        op_sid=op_sid or "",
     )
     session[SESSION_KEY] = {
         "account": account.pk,
         "realm": account.realm,
         "sid": sid,
-        "generation": generation,
+        "grant": grant.pk,
         "checked_at": time.time(),
         "key": _key_digest(session.session_key) if server_side and session.session_key else "",
     }
-
-
-def forget_session(request: HttpRequest) -> None:
-    """Drop the registry row of this session (it is being signed out)."""
-    marker = session_marker(request)
-    if marker and isinstance(marker.get("sid"), str):
-        AccountSession.objects.filter(sid=marker["sid"]).delete()
 
 
 def _key_digest(session_key: str) -> str:
@@ -140,57 +131,65 @@ def follow_session_key(request: HttpRequest) -> None:
     request.session[SESSION_KEY] = {**marker, "key": digest}
 
 
-def _tombstone(row: AccountSession, reason: str, realm: str) -> None:
-    """Replace a server-side session's data by a tombstone saying why it ended."""
+@dataclass(frozen=True)
+class EndedSession:
+    """What is needed to end a session once its registry row is gone."""
+
+    key_ciphertext: str
+    engine: str
+    # Its realm, left beside the tombstone for the "consentement retiré" page.
+    realm: str = ""
+
+
+def collect(rows: Iterable[AccountSession], realm: str = "") -> list[EndedSession]:
+    """The server-side sessions among ``rows`` (of an account of ``realm``), to
+    :func:`tombstone` after the rows go."""
+    return [
+        EndedSession(r.session_key_ciphertext, r.engine, realm)
+        for r in rows
+        if r.session_key_ciphertext
+    ]
+
+
+def tombstone(sessions: Iterable[EndedSession], reason: str) -> None:
+    """Replace each server-side session's data by a tombstone saying why it ended.
+
+    Called after the transaction that deleted the registry rows: session stores
+    (cache, files) are not transactional. Best effort: a session that cannot
+    be reached now is ended all the same at the middleware's next check, which
+    finds its registry row gone.
+    """
+    for ended in sessions:
+        try:
+            _tombstone(ended, reason)
+        except Exception as exc:
+            logger.warning(
+                "session store unreachable while ending a session (%s: %s); it ends at its "
+                "next consent check",
+                type(exc).__name__,
+                exc,
+            )
+
+
+def _tombstone(ended: EndedSession, reason: str) -> None:
     try:
-        session_key = crypto.decrypt(row.session_key_ciphertext)
+        session_key = crypto.decrypt(ended.key_ciphertext)
     except crypto.TokenDecryptionError:
-        logger.error("session key of an ftauth session cannot be decrypted; generation bump only")
+        logger.error("session key of an ftauth session cannot be decrypted; ends at next check")
         return
     if not session_key:
         return
     try:
-        store = _store_class(row.engine or settings.SESSION_ENGINE)(session_key)
+        store = _store_class(ended.engine or settings.SESSION_ENGINE)(session_key)
     except ImportError:
-        logger.error("session engine %s of an ftauth session is gone", row.engine)
+        logger.error("session engine %s of an ftauth session is gone", ended.engine)
         return
     if not store.exists(session_key):
         return  # expired or signed out already
     store.clear()  # without loading: nothing of the old session is kept
     store[TOMBSTONE_KEY] = reason
-    store[ENDED_REALM_KEY] = realm
+    if ended.realm:
+        store[ENDED_REALM_KEY] = ended.realm
     # Deleted between exists() and save(): ended all the same.
     with contextlib.suppress(UpdateError):
         store.save()
-
-
-def end_sessions(
-    account: LinkedAccount,
-    *,
-    reason: str,
-    op_sid: str | None = None,
-    except_sid: str | None = None,
-) -> int:
-    """End the sessions of ``account`` (only those of ``op_sid`` when given).
-
-    Returns how many registered sessions were ended. Ending them all also
-    bumps the account's session generation, which ends the sessions no server
-    can delete (signed cookies) at their next check.
-    """
-    rows = AccountSession.objects.filter(account=account)
-    if op_sid is not None:
-        rows = rows.filter(op_sid=op_sid)
-    if except_sid is not None:
-        rows = rows.exclude(sid=except_sid)
-    ended = 0
-    for row in rows:
-        if row.session_key_ciphertext:
-            _tombstone(row, reason, account.realm)
-        ended += 1
-    AccountSession.objects.filter(pk__in=[row.pk for row in rows]).delete()
-    if op_sid is None and except_sid is None:
-        LinkedAccount.objects.filter(pk=account.pk).update(
-            session_generation=F("session_generation") + 1
-        )
-        account.refresh_from_db(fields=["session_generation"])
-    return ended

@@ -1,7 +1,7 @@
 """Signals ftauth sends, and its receivers of Django's auth signals.
 
-``consent_revoked`` is sent once per withdrawal, after the tokens are
-forgotten and the sessions ended, with ``account`` (the
+``consent_revoked`` is sent exactly once per withdrawal, after the
+transaction that forgot the tokens and ended the sessions has committed, with ``account`` (the
 :class:`~ftauth.models.LinkedAccount`) and ``reason`` (a short text for
 logs: ``"invalid_grant on refresh"``, ``"userinfo 401 after refresh"``,
 ``"admin"``...). Receivers run synchronously; an exception in one of them
@@ -20,12 +20,12 @@ consent_revoked = Signal()
 
 @receiver(user_logged_out, dispatch_uid="ftauth.forget_session")
 def _forget_session(sender: Any, request: Any = None, **kwargs: Any) -> None:
-    # Any sign-out (ours or django.contrib.auth's) ends the registry row, so
-    # the admin's session count stays true and nothing points at a dead session.
+    # Any sign-out (ours or django.contrib.auth's) forgets the session's grant:
+    # no tokens are kept for a device nobody is signed in on.
     if request is not None and hasattr(request, "session"):
-        from .sessions import forget_session
+        from .lifecycle import sign_out_session
 
-        forget_session(request)
+        sign_out_session(request)
 
 
 @receiver(user_logged_in, dispatch_uid="ftauth.follow_session_key")

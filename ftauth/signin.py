@@ -15,26 +15,29 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 
-from . import adapter as adapter_module
 from . import audit, vault
+from .adapter import AccountAdapter, get_adapter
+from .api.client import ApiClient
+from .api.clients import build_client
+from .api.credentials import TokenCredentials
 from .conf import get_settings
 from .core import tokens
 from .core.authorize import build_authorization_request, state_hash
 from .core.errors import FTAuthError, InvalidResponse, TokenValidationError
-from .core.tokens import TokenResponse
-from .core.userinfo import fetch_userinfo
+from .identity import VerifiedIdentity
 from .models import AuditEvent, LinkedAccount, PendingAuthorization
 from .provider import Provider, get_provider
+from .redirects import safe_url
+
+__all__ = ["VerifiedIdentity", "complete", "resolve_user", "start"]
 
 logger = logging.getLogger("ftauth.signin")
 
@@ -85,39 +88,13 @@ class AccountConflict(SignInError):
     """The identity belongs to another user, or the user has another in this realm."""
 
 
-@dataclass(frozen=True)
-class VerifiedIdentity:
-    """Everything France Travail vouched for, after every check passed."""
-
-    realm: str
-    sub: str
-    claims: dict[str, Any]
-    tokens: TokenResponse = field(repr=False)
-    id_token_claims: dict[str, Any] = field(repr=False, default_factory=dict)
-    next_url: str = ""
-
-    @property
-    def email(self) -> str:
-        value = self.claims.get("email")
-        return value if isinstance(value, str) else ""
-
-    @property
-    def op_sid(self) -> str | None:
-        sid = self.id_token_claims.get("sid")
-        return sid if isinstance(sid, str) else None
-
-
 def callback_uri(request: HttpRequest, realm: str) -> str:
     return request.build_absolute_uri(reverse("ftauth:callback", args=[realm]))
 
 
 def safe_next_url(request: HttpRequest, next_url: str | None) -> str:
     """``next`` only when it stays on this site; otherwise the configured default."""
-    if next_url and url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return next_url
-    return get_settings().login_redirect_url
+    return safe_url(request, next_url, get_settings().login_redirect_url)
 
 
 def _pending_list(request: HttpRequest) -> list[list[Any]]:
@@ -230,9 +207,7 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     )
     claims = dict(id_claims)
     if provider.realm.fetch_userinfo:
-        userinfo = fetch_userinfo(
-            provider.http, provider.realm.userinfo_url, token_response.access_token
-        )
+        userinfo = _userinfo(provider, token_response.access_token)
         # OIDC Core 5.3.2: a userinfo answer for another subject must be refused.
         if userinfo.get("sub") != id_claims["sub"]:
             raise TokenValidationError("userinfo_sub", "userinfo sub differs from the ID token's")
@@ -249,44 +224,90 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     )
 
 
-def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
-    """The Django user for this identity: linked, newly linked, or newly created.
+def _userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
+    """Userinfo through the API client, like every call with a user's token (same
+    pacing, quota and 429 handling)."""
+    credentials = TokenCredentials(access_token)
+    client = build_client(provider.conf, lambda **kw: ApiClient(credentials, **kw))
+    data = client.call_url("GET", provider.realm.userinfo_url).data
+    if not isinstance(data, dict):
+        raise InvalidResponse("userinfo answer is not a JSON object")
+    return data
 
-    Runs inside the caller's transaction: any failure leaves nothing behind.
-    """
-    account_adapter = adapter_module.get_adapter()
-    current = getattr(request, "user", None)
-    signed_in = current is not None and current.is_authenticated
-    account = (
+
+def _linked_account(identity: VerifiedIdentity) -> LinkedAccount | None:
+    return (
         LinkedAccount.objects.select_related("user")
         .filter(realm=identity.realm, sub=identity.sub)
         .first()
     )
-    if account is not None:
-        if signed_in and account.user_id != current.pk:
-            raise AccountConflict("this France Travail identity is linked to another account")
-        user = account.user
-        kind = AuditEvent.Kind.SIGNED_IN
+
+
+def _link(
+    request: HttpRequest, identity: VerifiedIdentity, current: Any, adapter: AccountAdapter
+) -> LinkedAccount:
+    """A first sign-in with this identity: the signed-in user, or the one the
+    adapter finds (``LINK_BY_EMAIL``), or a new one; never a user by its username."""
+    if current is not None:
+        user = current
     else:
-        if signed_in:
-            user = current
-        else:
-            user = account_adapter.find_user_by_email(request, identity)
-            if user is None:
-                user = account_adapter.create_user(request, identity)
-        if LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
-            raise AccountConflict("this account is already linked to another identity here")
-        account = LinkedAccount(user=user, realm=identity.realm, sub=identity.sub)
-        kind = AuditEvent.Kind.LINKED
-    if not user.is_active or not account_adapter.can_sign_in(request, user, identity):
+        user = adapter.find_user_by_email(request, identity)
+        if user is None:
+            user = adapter.create_user(request, identity)
+    if LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
+        raise AccountConflict("this account is already linked to another identity here")
+    return LinkedAccount.objects.create(user=user, realm=identity.realm, sub=identity.sub)
+
+
+def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
+    """The Django user for this identity (linked, newly linked, or newly created),
+    with a new grant holding this sign-in's tokens.
+
+    Runs inside the caller's transaction: any failure leaves nothing behind.
+    After an unlink, the identity is unknown again: its next sign-in is a
+    first sign-in (docs/security.md, "Linking accounts").
+    """
+    adapter = get_adapter()
+    user = getattr(request, "user", None)
+    current = user if user is not None and user.is_authenticated else None
+    account = _linked_account(identity)
+    kind = AuditEvent.Kind.SIGNED_IN
+    if account is None:
+        try:
+            with transaction.atomic():
+                account = _link(request, identity, current, adapter)
+            kind = AuditEvent.Kind.LINKED
+        except IntegrityError:
+            # The same identity's first sign-in on another device won the race:
+            # both devices sign in, as one user.
+            account = _linked_account(identity)
+            if account is None:
+                raise
+    if current is not None and account.user_id != current.pk:
+        raise AccountConflict("this France Travail identity is linked to another account")
+    user = account.user
+    if not user.is_active or not adapter.can_sign_in(request, user, identity):
         raise AccountRefused("this account may not sign in")
-    account_adapter.update_user(request, user, identity)
+    adapter.update_user(request, user, identity)
     account.claims = identity.claims
     account.email = identity.email
     account.last_login_at = timezone.now()
+    # New tokens mean the user consented again: a previous withdrawal no longer stands.
     account.consent_withdrawn_at = None
-    account.save()
-    vault.save_tokens(account, identity.tokens, identity.id_token_claims)
-    audit.record(kind, account)
+    account.consent_checked_at = account.last_login_at
+    account.save(
+        update_fields=[
+            "claims",
+            "email",
+            "last_login_at",
+            "consent_withdrawn_at",
+            "consent_checked_at",
+        ]
+    )
+    grant = vault.new_grant(
+        account, identity.tokens, identity.id_token_claims, device=vault.device_of(request)
+    )
+    audit.record(kind, account, grant=grant.pk)
     user.ftauth_account = account
+    user.ftauth_grant = grant
     return user

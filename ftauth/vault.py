@@ -1,11 +1,15 @@
-"""The token vault: each linked account's tokens, encrypted at rest, kept fresh.
+"""The token vault: each grant's tokens, encrypted at rest, kept fresh.
 
 Every read and write of a token goes through here. Tokens are encrypted with
 ``ftauth.crypto`` before they reach the database and decrypted only when a
 caller needs one; they never appear in a ``repr``, a log line or an error.
 
+The vault hands out tokens and says when France Travail refused a grant
+(:class:`GrantRefused`); what a refusal means for the user's consent is the
+business of ``ftauth.consent`` alone.
+
 Concurrent callers that find an access token about to expire cause a single
-refresh: the first one takes the token set's refresh lock (a row lock on
+refresh: the first one takes the grant's refresh lock (a row lock on
 PostgreSQL, a lease on SQLite: ``ftauth.refresh_lock``) and re-reads the row;
 the others wait for the lock and find the refreshed token when they re-read.
 """
@@ -14,19 +18,22 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import audit, crypto
 from .conf import get_http, get_settings
 from .core import tokens as token_endpoint
-from .core.errors import ConsentWithdrawn, FTAuthError, InvalidGrant, TransportError
+from .core.errors import FTAuthError, InvalidGrant, TransportError
 from .core.realms import ACCESS_TOKEN_LIFETIME
 from .core.tokens import TokenResponse
-from .models import AuditEvent, LinkedAccount, TokenSet
+from .models import AuditEvent, Grant, LinkedAccount
 from .refresh_lock import refresh_lock
 
 logger = logging.getLogger("ftauth.vault")
@@ -38,8 +45,18 @@ IDENTITY_CLAIMS = ("iss", "sub", "aud", "azp", "sid", "auth_time", "acr", "amr",
 
 
 class TokensUnavailable(FTAuthError):
-    """No usable token: the identity is not linked, its tokens were forgotten,
-    or they expired with no refresh token. The user must sign in again."""
+    """No usable token: the identity is not linked, its grant was forgotten,
+    or the tokens expired with no refresh token. The user must sign in again."""
+
+
+class GrantRefused(FTAuthError):
+    """France Travail refused this grant (``invalid_grant`` on refresh, or a 401
+    on a freshly refreshed token). Raised by the vault, judged by ``ftauth.consent``."""
+
+    def __init__(self, grant: Grant, reason: str) -> None:
+        super().__init__(reason)
+        self.grant = grant
+        self.reason = reason
 
 
 class TokenStatus(enum.StrEnum):
@@ -48,6 +65,19 @@ class TokenStatus(enum.StrEnum):
     EXPIRED = "expired"
     WITHDRAWN = "withdrawn"
     NONE = "none"
+
+    @property
+    def label(self) -> str:
+        return str(STATUS_LABELS[self])
+
+
+STATUS_LABELS = {
+    TokenStatus.VALID: _("valides"),
+    TokenStatus.EXPIRING: _("bientôt expirés"),
+    TokenStatus.EXPIRED: _("expirés"),
+    TokenStatus.WITHDRAWN: _("consentement retiré"),
+    TokenStatus.NONE: _("aucun jeton"),
+}
 
 
 def _expires_at(tokens: TokenResponse) -> datetime:
@@ -62,129 +92,138 @@ def identity_claims(claims: dict[str, Any]) -> dict[str, Any]:
     return {name: claims[name] for name in IDENTITY_CLAIMS if name in claims}
 
 
-def save_tokens(
-    account: LinkedAccount, tokens: TokenResponse, id_token_claims: dict[str, Any]
-) -> TokenSet:
-    """Encrypt and store a fresh token set for ``account``, replacing any previous one.
-
-    Called after a sign-in: new tokens mean the user consented again, so a
-    previous withdrawal no longer stands.
-    """
-    now = timezone.now()
-    values = {
-        "access_token_ciphertext": crypto.encrypt(tokens.access_token),
-        "refresh_token_ciphertext": crypto.encrypt(tokens.refresh_token or ""),
-        "id_token_ciphertext": crypto.encrypt(tokens.id_token or ""),
-        "expires_at": _expires_at(tokens),
-        "scopes": " ".join(tokens.scope),
-        "id_token_claims": identity_claims(id_token_claims),
-        "obtained_at": now,
-        "refreshed_at": None,
-    }
-    with transaction.atomic():
-        token_set, _ = TokenSet.objects.update_or_create(account=account, defaults=values)
-        # The sign-in itself just proved consent: the next check can wait.
-        LinkedAccount.objects.filter(pk=account.pk).update(
-            consent_withdrawn_at=None, consent_checked_at=now
-        )
-        account.consent_withdrawn_at = None
-        account.consent_checked_at = now
-    LinkedAccount.token_set.related.set_cached_value(account, token_set)
-    return token_set
-
-
-def forget_tokens(account: LinkedAccount) -> bool:
-    """Delete the account's token set; True if there was one."""
-    deleted, _ = TokenSet.objects.filter(account=account).delete()
-    account._state.fields_cache.pop(LinkedAccount.token_set.related.cache_name, None)
-    return bool(deleted)
-
-
-def get_id_token(account: LinkedAccount) -> str:
-    """The last ID token (for ``id_token_hint``), or ``""`` when there is none."""
-    token_set = TokenSet.objects.filter(account=account).first()
-    if token_set is None:
+def device_of(request: HttpRequest | None) -> str:
+    """A short, non-identifying name for the browser, shown in the admin."""
+    if request is None:
         return ""
-    return crypto.decrypt(token_set.id_token_ciphertext)
+    return request.headers.get("User-Agent", "")[:200]
 
 
-def token_status(account: LinkedAccount, *, now: datetime | None = None) -> TokenStatus:
-    """Where the account's tokens stand, for the account page and the admin."""
-    if account.consent_withdrawn_at is not None:
-        return TokenStatus.WITHDRAWN
-    try:
-        token_set = account.token_set
-    except TokenSet.DoesNotExist:
+def new_grant(
+    account: LinkedAccount,
+    tokens: TokenResponse,
+    id_token_claims: dict[str, Any],
+    *,
+    device: str = "",
+) -> Grant:
+    """Encrypt and store the tokens of one completed sign-in as a new grant.
+
+    The caller holds the transaction (the sign-in's), in which the account's
+    withdrawal, if any, is cleared: new tokens mean the user consented again.
+    """
+    sid = id_token_claims.get("sid")
+    now = timezone.now()
+    return Grant.objects.create(
+        account=account,
+        access_token_ciphertext=crypto.encrypt(tokens.access_token),
+        refresh_token_ciphertext=crypto.encrypt(tokens.refresh_token or ""),
+        id_token_ciphertext=crypto.encrypt(tokens.id_token or ""),
+        expires_at=_expires_at(tokens),
+        scopes=" ".join(tokens.scope),
+        id_token_claims=identity_claims(id_token_claims),
+        op_sid=sid[:255] if isinstance(sid, str) else "",
+        device=device[:200],
+        obtained_at=now,
+        # The sign-in itself just proved consent: the next check can wait.
+        checked_at=now,
+    )
+
+
+def live_grants(account: LinkedAccount) -> Iterable[Grant]:
+    """The account's grants, most recently refreshed (or obtained) first."""
+    return Grant.objects.filter(account=account).order_by(
+        F("refreshed_at").desc(nulls_last=True), "-obtained_at", "-pk"
+    )
+
+
+def latest_grant(account: LinkedAccount) -> Grant | None:
+    """The grant to use outside a request (jobs, commands): the most recently refreshed."""
+    return live_grants(account).first()
+
+
+def session_grant(request: HttpRequest, account: LinkedAccount) -> Grant | None:
+    """The grant of this request's session when it belongs to ``account``, else the latest."""
+    from .sessions import session_marker
+
+    marker = session_marker(request)
+    grant_id = marker.get("grant") if marker and marker.get("account") == account.pk else None
+    if isinstance(grant_id, int):
+        grant = Grant.objects.filter(pk=grant_id, account=account).first()
+        if grant is not None:
+            return grant
+    return latest_grant(account)
+
+
+def get_id_token(grant: Grant | None) -> str:
+    """The grant's last ID token (for ``id_token_hint``), or ``""``."""
+    if grant is None:
+        return ""
+    return crypto.decrypt(grant.id_token_ciphertext)
+
+
+def status_of(grant: Grant | None, *, now: datetime | None = None) -> TokenStatus:
+    """Where a grant's tokens stand, for the account page and the admin."""
+    if grant is None:
         return TokenStatus.NONE
-    return status_of(token_set, now=now)
-
-
-def status_of(token_set: TokenSet, *, now: datetime | None = None) -> TokenStatus:
     now = now or timezone.now()
-    if token_set.expires_at is None or token_set.expires_at <= now:
+    if grant.expires_at is None or grant.expires_at <= now:
+        # Expired access tokens are renewed on use while a refresh token exists.
         return TokenStatus.EXPIRED
-    if token_set.expires_at - timedelta(seconds=get_settings().refresh_margin) <= now:
+    if grant.expires_at - timedelta(seconds=get_settings().refresh_margin) <= now:
         return TokenStatus.EXPIRING
     return TokenStatus.VALID
 
 
-def _needs_refresh(token_set: TokenSet, now: datetime) -> bool:
+def account_status(account: LinkedAccount, grant: Grant | None = None) -> TokenStatus:
+    """The account's status: withdrawn, or that of ``grant`` (default: the latest)."""
+    if account.consent_withdrawn_at is not None:
+        return TokenStatus.WITHDRAWN
+    return status_of(grant if grant is not None else latest_grant(account))
+
+
+def _needs_refresh(grant: Grant, now: datetime) -> bool:
     margin = timedelta(seconds=get_settings().refresh_margin)
-    return token_set.expires_at is None or token_set.expires_at - margin <= now
+    return grant.expires_at is None or grant.expires_at - margin <= now
 
 
-def get_access_token(user: Any, realm: str) -> str:
-    """A valid access token of ``user`` for ``realm``, refreshed if about to expire.
+def access_token(grant: Grant) -> str:
+    """A valid access token of ``grant``, refreshed first if about to expire.
 
-    Raises :class:`TokensUnavailable` (sign in again), :class:`ConsentWithdrawn`
-    (``invalid_grant`` on refresh: the account was withdrawn on the way),
+    Raises :class:`GrantRefused` (France Travail refused the refresh),
+    :class:`TokensUnavailable` (forgotten, or expired without a refresh token),
     :class:`TransportError` (France Travail unreachable and the token expired),
     :class:`~ftauth.crypto.TokenDecryptionError` (a key is missing).
     """
-    account = LinkedAccount.objects.filter(user=user, realm=realm).first()
-    if account is None:
-        raise TokensUnavailable(f"no {realm} identity linked to this user")
-    return get_account_access_token(account)
+    if not _needs_refresh(grant, timezone.now()):
+        return crypto.decrypt(grant.access_token_ciphertext)
+    return crypto.decrypt(refresh(grant).access_token_ciphertext)
 
 
-def get_account_access_token(account: LinkedAccount) -> str:
-    """Same as :func:`get_access_token`, for an account already at hand."""
-    if account.consent_withdrawn_at is not None:
-        raise ConsentWithdrawn("consent was withdrawn for this account")
-    token_set = TokenSet.objects.filter(account=account).first()
-    if token_set is None:
-        raise TokensUnavailable("no tokens stored for this account")
-    if not _needs_refresh(token_set, timezone.now()):
-        return crypto.decrypt(token_set.access_token_ciphertext)
-    return crypto.decrypt(refresh_tokens(account).access_token_ciphertext)
+def refresh(grant: Grant, *, force: bool = False) -> Grant:
+    """Refresh the grant's tokens once, however many callers ask at the same time.
 
-
-def refresh_tokens(account: LinkedAccount, *, force: bool = False) -> TokenSet:
-    """Refresh the account's tokens once, however many callers ask at the same time.
-
-    Without ``force``, a token set that another caller refreshed while this
-    one waited for the lock is returned as is. ``invalid_grant`` means consent
-    was withdrawn: the account is withdrawn (tokens forgotten, sessions ended)
-    and :class:`ConsentWithdrawn` raised. A transient failure (timeout, 5xx,
-    429) raises :class:`TransportError`, unless the refresh was not forced and
-    the current access token has not actually expired yet: it is then returned.
+    Without ``force``, a grant that another caller refreshed while this one
+    waited for the lock is returned as is. ``invalid_grant`` raises
+    :class:`GrantRefused`. A transient failure (timeout, 5xx, 429) raises
+    :class:`TransportError`, unless the refresh was not forced and the current
+    access token has not actually expired yet: it is then returned.
     """
     asked_at = timezone.now()
-    withdrawn = False
-    with refresh_lock(account) as token_set:
+    with refresh_lock(grant) as current:
         # Read under the lock: a caller that waited sees the first one's result.
-        if token_set is None:
-            raise TokensUnavailable("no tokens stored for this account")
-        if not force and token_set.refreshed_at and token_set.refreshed_at >= asked_at:
-            return token_set
-        if not force and not _needs_refresh(token_set, timezone.now()):
-            return token_set
-        refresh_token = crypto.decrypt(token_set.refresh_token_ciphertext)
+        if current is None:
+            raise TokensUnavailable("this grant was forgotten: the user must sign in again")
+        if not force and current.refreshed_at and current.refreshed_at >= asked_at:
+            return current
+        if not force and not _needs_refresh(current, timezone.now()):
+            return current
+        refresh_token = crypto.decrypt(current.refresh_token_ciphertext)
         if not refresh_token:
-            if not force and status_of(token_set) is not TokenStatus.EXPIRED:
-                return token_set
+            if not force and status_of(current) is not TokenStatus.EXPIRED:
+                return current
             raise TokensUnavailable("no refresh token: the user must sign in again")
         conf = get_settings()
+        account = grant.account
         try:
             fresh = token_endpoint.refresh(
                 get_http(),
@@ -194,46 +233,38 @@ def refresh_tokens(account: LinkedAccount, *, force: bool = False) -> TokenSet:
                 refresh_token=refresh_token,
             )
         except InvalidGrant:
-            withdrawn = True
+            raise GrantRefused(current, "invalid_grant on refresh") from None
         except TransportError:
-            if not force and status_of(token_set) is not TokenStatus.EXPIRED:
+            if not force and status_of(current) is not TokenStatus.EXPIRED:
                 logger.warning(
                     "refresh of %s tokens failed transiently; the current one is still valid",
                     account.realm,
                 )
-                return token_set
+                return current
             raise
-        else:
-            _store_refreshed(account, token_set, fresh)
-    if withdrawn:
-        # Outside the lock: ending sessions touches session stores that are not
-        # transactional (cache, files).
-        from .consent import withdraw
-
-        withdraw(account, reason="invalid_grant on refresh")
-        raise ConsentWithdrawn("refresh token refused: consent was withdrawn")
-    return token_set
+        _store_refreshed(account, current, fresh)
+    return current
 
 
-def _store_refreshed(account: LinkedAccount, token_set: TokenSet, fresh: TokenResponse) -> None:
+def _store_refreshed(account: LinkedAccount, grant: Grant, fresh: TokenResponse) -> None:
     if fresh.id_token:
-        claims = _validate_refreshed_id_token(account, token_set, fresh.id_token)
-        token_set.id_token_ciphertext = crypto.encrypt(fresh.id_token)
-        token_set.id_token_claims = identity_claims(claims)
-    token_set.access_token_ciphertext = crypto.encrypt(fresh.access_token)
+        claims = _validate_refreshed_id_token(account, grant, fresh.id_token)
+        grant.id_token_ciphertext = crypto.encrypt(fresh.id_token)
+        grant.id_token_claims = identity_claims(claims)
+    grant.access_token_ciphertext = crypto.encrypt(fresh.access_token)
     if fresh.refresh_token:
         # Refresh token rotation: the old one may already be void.
-        token_set.refresh_token_ciphertext = crypto.encrypt(fresh.refresh_token)
-    token_set.expires_at = _expires_at(fresh)
+        grant.refresh_token_ciphertext = crypto.encrypt(fresh.refresh_token)
+    grant.expires_at = _expires_at(fresh)
     if fresh.scope:
-        token_set.scopes = " ".join(fresh.scope)
-    token_set.refreshed_at = timezone.now()
-    token_set.save()
-    audit.record(AuditEvent.Kind.TOKENS_REFRESHED, account)
+        grant.scopes = " ".join(fresh.scope)
+    grant.refreshed_at = timezone.now()
+    grant.save()
+    audit.record(AuditEvent.Kind.TOKENS_REFRESHED, account, grant=grant.pk)
 
 
 def _validate_refreshed_id_token(
-    account: LinkedAccount, token_set: TokenSet, id_token: str
+    account: LinkedAccount, grant: Grant, id_token: str
 ) -> dict[str, Any]:
     """OIDC Core 12.2: signature and claims like at sign-in (no nonce of ours),
     and the same ``iss``, ``sub`` and ``aud`` as the ID token it replaces."""
@@ -242,8 +273,8 @@ def _validate_refreshed_id_token(
 
     provider = get_provider(account.realm)
     claims = provider.validate_id_token(id_token, nonce=None)
-    # An account signed in before identity claims were kept: what is known of it.
-    previous = token_set.id_token_claims or {
+    # A grant stored before identity claims were kept: what is known of it.
+    previous = grant.id_token_claims or {
         "iss": provider.metadata().issuer,
         "sub": account.sub,
         "aud": claims.get("aud"),

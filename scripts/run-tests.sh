@@ -6,7 +6,8 @@
 # and Redis databases (11 and 12, which other work on the machine should leave alone: the
 # sandbox fixture clears its cache). Each run's output goes to
 # artifacts/test-logs/<run>.log and is printed whole when the run ends; the last lines are a
-# table with every run's pytest summary. Any failure, including pytest's exit code 5 (no
+# table with every run's pytest summary. The multi-host test (marker hosts: two gunicorn
+# servers sharing PostgreSQL and Redis) runs in the PostgreSQL + Redis runs only, and must. Any failure, including pytest's exit code 5 (no
 # tests collected) or a run in which nothing passed, fails the whole matrix.
 # Arguments are passed to every pytest run (e.g. scripts/run-tests.sh tests/core tests/browser).
 set -uo pipefail
@@ -19,7 +20,8 @@ mkdir -p "$logs"
 
 pg=postgres://postgres@127.0.0.1:5432
 redis=rediscache://127.0.0.1:6379
-sqlite="DATABASE_URL=sqlite:///:memory: CACHE_URL=locmemcache://ftauth-tests"
+# make test installs tests/interop's identity server first: its tests must run, not skip.
+sqlite="DATABASE_URL=sqlite:///:memory: CACHE_URL=locmemcache://ftauth-tests FTAUTH_REQUIRE_INTEROP=1"
 # Per checkout (not per invocation): two checkouts' matrices running at the same time stay
 # apart, and a test database left by an interrupted run is reused, not piled up.
 tag=${FTAUTH_TEST_TAG:-$(pwd -P | cksum | cut -d' ' -f1)}
@@ -27,10 +29,10 @@ tag=${FTAUTH_TEST_TAG:-$(pwd -P | cksum | cut -d' ' -f1)}
 # name | venv | marker expression | environment (space-separated, no spaces inside values).
 # Longest runs first: the scheduler starts them in this order.
 runs=(
-  "py311-django52-postgres-redis|.venv|not browser|DATABASE_URL=$pg/ftauth_${tag}_311 CACHE_URL=$redis/11"
-  "py312-django6-postgres-redis|.venv-312|not browser|DATABASE_URL=$pg/ftauth_${tag}_312 CACHE_URL=$redis/12"
-  "py311-django52-sqlite|.venv|not browser|$sqlite"
-  "py312-django6-sqlite|.venv-312|not browser|$sqlite"
+  "py311-django52-postgres-redis|.venv|not browser|DATABASE_URL=$pg/ftauth_${tag}_311 CACHE_URL=$redis/11 FTAUTH_REQUIRE_HOSTS=1 FTAUTH_REQUIRE_INTEROP=1"
+  "py312-django6-postgres-redis|.venv-312|not browser|DATABASE_URL=$pg/ftauth_${tag}_312 CACHE_URL=$redis/12 FTAUTH_REQUIRE_HOSTS=1 FTAUTH_REQUIRE_INTEROP=1"
+  "py311-django52-sqlite|.venv|not browser and not hosts|$sqlite"
+  "py312-django6-sqlite|.venv-312|not browser and not hosts|$sqlite"
   "py311-django52-sqlite-browser|.venv|browser|$sqlite FTAUTH_REQUIRE_BROWSER=1"
 )
 

@@ -35,6 +35,14 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
   wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
 fi
 
+if ! command -v npm >/dev/null; then
+  # node and npm run tests/interop's identity server (oidc-provider, installed by npm ci).
+  echo "services.sh: installing Debian's nodejs and npm"
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    nodejs npm </dev/null >/dev/null
+fi
+
 if [ ! -x /usr/bin/chromium ]; then
   # Debian's Chromium, driven by Playwright with executable_path: Playwright's own
   # browser downloads are never used.

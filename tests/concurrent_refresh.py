@@ -31,15 +31,15 @@ def main() -> None:
 
     from ftauth import vault
     from ftauth.core.tokens import TokenResponse
-    from ftauth.models import LinkedAccount, TokenSet
+    from ftauth.models import Grant, LinkedAccount
 
     with override_settings(FTAUTH=job["ftauth"]):
         call_command("migrate", verbosity=0, interactive=False)
         user = get_user_model().objects.create_user("sqlite-caller")
         account = LinkedAccount.objects.create(user=user, realm="individu", sub=job["sub"])
         tokens = TokenResponse.from_json(job["token_response"])
-        vault.save_tokens(account, tokens, job["claims"])
-        TokenSet.objects.filter(account=account).update(
+        grant = vault.new_grant(account, tokens, job["claims"])
+        Grant.objects.filter(account=account).update(
             expires_at=timezone.now() + timedelta(seconds=10)
         )
         barrier = threading.Barrier(job["callers"])
@@ -48,7 +48,8 @@ def main() -> None:
         def caller() -> None:
             try:
                 barrier.wait()
-                results.append(vault.get_access_token(user, "individu"))
+                current = Grant.objects.select_related("account").get(pk=grant.pk)
+                results.append(vault.access_token(current))
             except Exception as exc:  # reported to the test
                 errors.append(f"{type(exc).__name__}: {exc}")
             finally:

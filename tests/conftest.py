@@ -14,8 +14,9 @@ import pytest
 from django.conf import settings
 
 # The scripted identity server and its fixtures (``idp``) for the sign-in tests;
-# the stateful one (``fakeop``) and the session engines for the consent-lifecycle tests.
-pytest_plugins = ["tests.idp", "tests.fakeop", "tests.lifecycle"]
+# the stateful one (``fakeop``) and the session engines for the consent-lifecycle tests;
+# the sandbox's tamper modes (``tamper``) for the tests of ftauth's defences.
+pytest_plugins = ["tests.idp", "tests.fakeop", "tests.lifecycle", "tests.tamper"]
 
 
 def sandbox_ftauth_settings(base_url: str, **overrides) -> dict:

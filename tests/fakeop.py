@@ -45,6 +45,7 @@ class Grant:
     code: str = ""
     refresh_token: str = ""
     access_tokens: set[str] = field(default_factory=set)
+    id_tokens: set[str] = field(default_factory=set)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -158,6 +159,21 @@ class FakeOP:
                 if grant.sub == sub:
                     grant.withdrawn = True
 
+    def revoke(self, grant: Grant) -> None:
+        """One grant stops working, the persona's others do not (what a server that
+        revokes the grant of an ended session does, or a refresh token lost in transit)."""
+        with self.lock:
+            grant.withdrawn = True
+
+    def grant_with_token(self, token: str) -> Grant:
+        """The grant an access, refresh or ID token belongs to."""
+        with self.lock:
+            return next(
+                g
+                for g in self.grants
+                if token in g.access_tokens or token == g.refresh_token or token in g.id_tokens
+            )
+
     def fail_next(self, kind: str, status: int, headers: dict[str, str] | None = None) -> None:
         with self.lock:
             self.failures.append((kind, status, headers or {}))
@@ -226,6 +242,7 @@ class FakeOP:
         }
         if nonce:
             body["nonce"] = nonce
+        grant.id_tokens.add(body["id_token"])
         self.issued += [body["access_token"], body["refresh_token"], body["id_token"]]
         return body
 

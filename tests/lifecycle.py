@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 
 from ftauth import vault
 from ftauth.core.tokens import TokenResponse
-from ftauth.models import LinkedAccount
+from ftauth.models import Grant, LinkedAccount
 
 _counter = itertools.count(1)
 
@@ -53,9 +53,12 @@ def token_response(
     )
 
 
-def store_tokens(account: LinkedAccount, **kwargs) -> None:
+def store_tokens(account: LinkedAccount, **kwargs) -> Grant:
+    """A grant of ``account`` holding recognisable tokens (a sign-in without a browser)."""
     claims = kwargs.pop("claims", {"iss": "https://op.example", "sub": account.sub, "aud": "x"})
-    vault.save_tokens(account, token_response(**kwargs), claims)
+    grant = vault.new_grant(account, token_response(**kwargs), claims)
+    grant.account = account
+    return grant
 
 
 def sign_in(client, fakeop, sub: str, realm: str = "individu") -> LinkedAccount:
@@ -74,13 +77,29 @@ def sign_in(client, fakeop, sub: str, realm: str = "individu") -> LinkedAccount:
 
 def linked_with_tokens(fakeop, realm: str = "individu", *, sub: str | None = None):
     """An account whose tokens come from ``fakeop`` (a real grant there), without a browser."""
-    from ftauth.provider import get_provider
 
     account = make_account(realm, sub=sub)
-    tokens = TokenResponse.from_json(fakeop.issue(account.sub, realm))
-    claims = get_provider(realm).validate_id_token(tokens.id_token, nonce=None)
-    vault.save_tokens(account, tokens, claims)
+    add_grant(fakeop, account)
     return account
+
+
+def add_grant(fakeop, account: LinkedAccount) -> Grant:
+    """Another grant of ``account`` at ``fakeop`` (one more device signed in)."""
+    from ftauth.provider import get_provider
+
+    tokens = TokenResponse.from_json(fakeop.issue(account.sub, account.realm))
+    claims = get_provider(account.realm).validate_id_token(tokens.id_token, nonce=None)
+    grant = vault.new_grant(account, tokens, claims)
+    grant.account = account
+    return grant
+
+
+def grant_of(account: LinkedAccount) -> Grant:
+    """The account's only (or latest) grant, with its account attached."""
+    grant = vault.latest_grant(account)
+    assert grant is not None, "the account has no grant"
+    grant.account = account
+    return grant
 
 
 def age_session(client, seconds: float = 10_000) -> None:
@@ -99,14 +118,14 @@ def age_session(client, seconds: float = 10_000) -> None:
 
 
 def age_account_check(account: LinkedAccount, seconds: float = 10_000) -> None:
-    """Pretend France Travail was last asked about ``account`` ``seconds`` ago."""
+    """Pretend France Travail was last asked about ``account``'s grants ``seconds`` ago."""
     from datetime import timedelta
 
     from django.utils import timezone
 
-    LinkedAccount.objects.filter(pk=account.pk).update(
-        consent_checked_at=timezone.now() - timedelta(seconds=seconds)
-    )
+    then = timezone.now() - timedelta(seconds=seconds)
+    LinkedAccount.objects.filter(pk=account.pk).update(consent_checked_at=then)
+    Grant.objects.filter(account=account).update(checked_at=then)
 
 
 SESSION_ENGINES = [

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from ftauth.models import AuditEvent, LinkedAccount, TokenSet
+from ftauth.models import AuditEvent, Grant, LinkedAccount
 from ftauth.sessions import SESSION_KEY
 from tests.lifecycle import sign_in
 
@@ -40,7 +40,7 @@ def test_unlink_forgets_tokens_and_keeps_the_user_signed_in(fakeop):
     response = client.post(UNLINK)
     assert response.status_code == 302 and response["Location"] == ACCOUNT
     assert not LinkedAccount.objects.filter(pk=account.pk).exists()
-    assert not TokenSet.objects.filter(account_id=account.pk).exists()
+    assert not Grant.objects.filter(account_id=account.pk).exists()
     assert get_user_model().objects.filter(pk=user_id).exists()
     assert SESSION_KEY not in client.session
     page = client.get(ACCOUNT)

@@ -45,7 +45,7 @@ def test_audit_column_headers_are_french(staff):
 
 def test_token_expiry_is_a_local_date_like_the_others(fakeop, staff):
     account = linked_with_tokens(fakeop)
-    expires = account.token_set.expires_at
+    expires = account.grants.get().expires_at
     html = staff.get(reverse("admin:ftauth_linkedaccount_change", args=[account.pk]))
     html = html.content.decode()
     assert str(expires) not in html  # not "2026-03-12 13:03:00+00:00"

@@ -61,3 +61,28 @@ def test_insecure_overridden_endpoint_is_reported(settings):
     assert errors == [
         "FTAUTH['REALMS']['individu']['token_url'] 'http://idp.example/t' is not HTTPS."
     ]
+
+
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x/1"}
+
+
+def test_per_process_cache_is_reported_when_debug_is_off(settings):
+    from ftauth.checks import check_shared_cache
+
+    settings.CACHES = LOCMEM
+    settings.DEBUG = False
+    assert [w.id for w in check_shared_cache()] == ["ftauth.W040"]
+    settings.DEBUG = True  # one developer, one process: fine
+    assert check_shared_cache() == []
+
+
+def test_shared_cache_passes_and_the_alias_is_the_one_checked(settings):
+    from ftauth.checks import check_shared_cache
+
+    settings.DEBUG = False
+    settings.CACHES = {**LOCMEM, "shared": REDIS}
+    settings.FTAUTH = {**settings.FTAUTH, "CACHE_ALIAS": "shared"}
+    assert check_shared_cache() == []
+    settings.CACHES = {"default": REDIS, "shared": LOCMEM["default"]}
+    assert [w.id for w in check_shared_cache()] == ["ftauth.W040"]

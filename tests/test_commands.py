@@ -17,11 +17,11 @@ from ftauth.models import (
     AccountSession,
     AuditEvent,
     ConsumedLogoutToken,
+    Grant,
     LinkedAccount,
     PendingAuthorization,
-    TokenSet,
 )
-from tests.lifecycle import linked_with_tokens, make_account, sign_in, store_tokens
+from tests.lifecycle import grant_of, linked_with_tokens, make_account, sign_in, store_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -45,18 +45,18 @@ def test_rotation_with_tokens_in_place(fakeop, settings):
     account = linked_with_tokens(fakeop)
     browser = Client()
     sign_in(browser, fakeop, account.sub)  # a registered session key, encrypted too
-    access = vault.get_access_token(account.user, "individu")
-    id_token = vault.get_id_token(account)
+    access = vault.access_token(grant_of(account))
+    id_token = vault.get_id_token(grant_of(account))
 
     with_keys(settings, [new, old])
     output = run("ftauth_rotate_keys")
     assert "re-encrypted" in output
 
     with_keys(settings, [new])  # the old key is gone: everything still reads
-    assert vault.get_access_token(account.user, "individu") == access
-    assert vault.get_id_token(account) == id_token
-    token_set = TokenSet.objects.get(account=account)
-    assert crypto.decrypt(token_set.refresh_token_ciphertext)
+    assert vault.access_token(grant_of(account)) == access
+    assert vault.get_id_token(grant_of(account)) == id_token
+    for grant in Grant.objects.filter(account=account):  # both devices' grants
+        assert crypto.decrypt(grant.refresh_token_ciphertext)
     for row in AccountSession.objects.all():
         assert crypto.decrypt(row.session_key_ciphertext)
     assert AuditEvent.objects.filter(kind="keys_rotated").count() == 1
@@ -67,10 +67,10 @@ def test_rotation_dry_run_changes_nothing(settings):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     with_keys(settings, [old])
     store_tokens(make_account())
-    before = list(TokenSet.objects.values_list("access_token_ciphertext", flat=True))
+    before = list(Grant.objects.values_list("access_token_ciphertext", flat=True))
     with_keys(settings, [new, old])
     assert "would be re-encrypted" in run("ftauth_rotate_keys", "--dry-run")
-    assert list(TokenSet.objects.values_list("access_token_ciphertext", flat=True)) == before
+    assert list(Grant.objects.values_list("access_token_ciphertext", flat=True)) == before
 
 
 def test_rotation_leaves_unreadable_rows_untouched_and_fails(settings):
@@ -78,16 +78,16 @@ def test_rotation_leaves_unreadable_rows_untouched_and_fails(settings):
     with_keys(settings, [lost])
     orphan = make_account()
     store_tokens(orphan)
-    orphan_ciphertext = TokenSet.objects.get(account=orphan).access_token_ciphertext
+    orphan_ciphertext = Grant.objects.get(account=orphan).access_token_ciphertext
     with_keys(settings, [old])
     readable = make_account()
     store_tokens(readable, suffix="readable")
     with_keys(settings, [new, old])  # the "lost" key is missing
     with pytest.raises(CommandError, match="1 row"):
         run("ftauth_rotate_keys")
-    assert TokenSet.objects.get(account=orphan).access_token_ciphertext == orphan_ciphertext
+    assert Grant.objects.get(account=orphan).access_token_ciphertext == orphan_ciphertext
     with_keys(settings, [new])
-    assert crypto.decrypt(TokenSet.objects.get(account=readable).access_token_ciphertext)
+    assert crypto.decrypt(Grant.objects.get(account=readable).access_token_ciphertext)
 
 
 def test_rotation_without_keys_is_a_clear_error(settings):
@@ -119,16 +119,18 @@ def test_bulk_check_spaces_its_calls_and_acts_on_withdrawals(fakeop, fake_time):
     fakeop.withdraw(accounts[1].sub)
     output = run("ftauth_check_consent", "--rate", "2", "--older-than", "0")
     assert fake_time == [0.5, 0.5]
-    assert "3 account(s) checked: valid 2, withdrawn 1, unknown 0, no_tokens 0" in output
+    assert "3 grant(s) checked: valid 2, ended 0, withdrawn 1, unknown 0, no_tokens 0" in output
     assert LinkedAccount.objects.get(pk=accounts[1].pk).consent_withdrawn_at is not None
-    assert not TokenSet.objects.filter(account=accounts[1]).exists()
+    assert not Grant.objects.filter(account=accounts[1]).exists()
 
 
 def test_bulk_check_honours_retry_after(fakeop, fake_time):
     linked_with_tokens(fakeop)
-    fakeop.fail_next("userinfo", 429, {"Retry-After": "3"})
+    # Past API_RETRY_AFTER_CAP (30 s) the API client gives up at once; the command
+    # waits the capped delay, then tries that grant once more.
+    fakeop.fail_next("userinfo", 429, {"Retry-After": "60"})
     output = run("ftauth_check_consent", "--older-than", "0")
-    assert fake_time == [3.0]
+    assert fake_time == [30.0]
     assert "valid 1" in output
 
 
@@ -138,7 +140,7 @@ def test_bulk_check_skips_recently_checked_and_withdrawn_accounts(fakeop, fake_t
     LinkedAccount.objects.filter(pk=withdrawn.pk).update(
         consent_withdrawn_at=timezone.now(), consent_checked_at=None
     )
-    assert "0 account(s) checked" in run("ftauth_check_consent")
+    assert "0 grant(s) checked" in run("ftauth_check_consent")
     assert not fakeop.requests_to("userinfo")
 
 
@@ -209,11 +211,11 @@ def test_rotation_skips_a_token_set_being_refreshed(settings):
     with_keys(settings, [old])
     account = make_account()
     store_tokens(account)
-    TokenSet.objects.filter(account=account).update(
+    Grant.objects.filter(account=account).update(
         refresh_lease_until=timezone.now() + timedelta(seconds=30)
     )
-    before = TokenSet.objects.get(account=account).access_token_ciphertext
+    before = Grant.objects.get(account=account).access_token_ciphertext
     with_keys(settings, [new, old])
     with pytest.raises(CommandError, match="being refreshed"):
         run("ftauth_rotate_keys")
-    assert TokenSet.objects.get(account=account).access_token_ciphertext == before
+    assert Grant.objects.get(account=account).access_token_ciphertext == before

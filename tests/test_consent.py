@@ -9,16 +9,20 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from ftauth import consent, vault
+from ftauth import api, consent
 from ftauth.consent import ConsentCheck
-from ftauth.models import AccountSession, AuditEvent, LinkedAccount, TokenSet
+from ftauth.core.errors import ConsentWithdrawn
+from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.signals import consent_revoked
 from tests.lifecycle import (
     age_account_check,
     age_session,
+    grant_of,
     linked_with_tokens,
+    make_account,
     server_side,
     sign_in,
+    store_tokens,
 )
 
 pytestmark = pytest.mark.django_db
@@ -63,12 +67,14 @@ def test_withdrawal_while_signed_in_from_two_clients_ends_both(session_engine, f
     assert not signed_in(laptop)
 
     # Tokens forgotten, sessions unregistered, audit and signal recorded once.
-    assert not TokenSet.objects.filter(account=account).exists()
+    assert not Grant.objects.filter(account=account).exists()
     assert not AccountSession.objects.filter(account=account).exists()
     kinds = list(AuditEvent.objects.filter(account=account).values_list("kind", flat=True))
     assert kinds.count(AuditEvent.Kind.CONSENT_REVOKED) == 1
-    assert AuditEvent.Kind.SESSIONS_ENDED in kinds
-    assert revocations == [(account.pk, "invalid_grant on refresh")]
+    # The laptop's grant was refused at its check, the phone's at the probe made
+    # before deciding: every grant refused, the account is withdrawn.
+    assert AuditEvent.Kind.GRANT_ENDED not in kinds
+    assert revocations == [(account.pk, "every grant refused (invalid_grant on refresh)")]
     account.refresh_from_db()
     assert account.consent_withdrawn_at is not None
 
@@ -85,7 +91,7 @@ def test_withdrawal_while_signed_in_from_two_clients_ends_both(session_engine, f
     assert response.status_code == 302 and response["Location"] == WITHDRAWN_PAGE
     assert not signed_in(phone)
     assert len(fakeop.requests_to("userinfo")) == userinfo_calls
-    assert revocations == [(account.pk, "invalid_grant on refresh")]
+    assert revocations == [(account.pk, "every grant refused (invalid_grant on refresh)")]
 
 
 # --- detection rules --------------------------------------------------------------------------
@@ -93,7 +99,7 @@ def test_withdrawal_while_signed_in_from_two_clients_ends_both(session_engine, f
 
 def test_valid_consent_is_confirmed_with_userinfo(fakeop):
     account = linked_with_tokens(fakeop)
-    assert consent.check_consent(account) is ConsentCheck.VALID
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.VALID
     assert len(fakeop.requests_to("userinfo")) == 1
     assert not fakeop.refresh_requests()
     account.refresh_from_db()
@@ -103,42 +109,44 @@ def test_valid_consent_is_confirmed_with_userinfo(fakeop):
 def test_a_single_401_is_not_a_withdrawal_when_the_refresh_works(fakeop, revocations):
     account = linked_with_tokens(fakeop)
     fakeop.fail_next("userinfo", 401)
-    assert consent.check_consent(account) is ConsentCheck.VALID
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.VALID
     assert len(fakeop.refresh_requests()) == 1
-    assert TokenSet.objects.filter(account=account).exists()
+    assert Grant.objects.filter(account=account).exists()
     assert revocations == []
 
 
 def test_401_then_invalid_grant_is_a_withdrawal(fakeop, revocations):
     account = linked_with_tokens(fakeop)
     fakeop.withdraw(account.sub)
-    assert consent.check_consent(account) is ConsentCheck.WITHDRAWN
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.WITHDRAWN
     assert len(fakeop.refresh_requests()) == 1
-    assert not TokenSet.objects.filter(account=account).exists()
-    assert revocations == [(account.pk, "invalid_grant on refresh")]
+    assert not Grant.objects.filter(account=account).exists()
+    assert revocations == [(account.pk, "every grant refused (invalid_grant on refresh)")]
 
 
 def test_a_second_401_with_a_fresh_token_is_a_withdrawal(fakeop, revocations):
     account = linked_with_tokens(fakeop)
     fakeop.fail_next("userinfo", 401)
     fakeop.fail_next("userinfo", 401)
-    assert consent.check_consent(account) is ConsentCheck.WITHDRAWN
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.WITHDRAWN
     assert len(fakeop.refresh_requests()) == 1
-    assert revocations == [(account.pk, "userinfo refused a freshly refreshed token")]
+    reason = "every grant refused (401 on a freshly refreshed access token)"
+    assert revocations == [(account.pk, reason)]
 
 
 @pytest.mark.parametrize(
     ("status", "headers"),
-    [(500, {}), (502, {}), (503, {}), (429, {"Retry-After": "3"})],
+    # A 429 is retried after Retry-After like any API call; one past the cap is not.
+    [(500, {}), (502, {}), (503, {}), (429, {"Retry-After": "120"})],
     ids=["500", "502", "503", "429"],
 )
 def test_transient_userinfo_failures_are_not_withdrawals(fakeop, revocations, status, headers):
     account = linked_with_tokens(fakeop)
     fakeop.fail_next("userinfo", status, headers)
-    assert consent.check_consent(account) is ConsentCheck.UNKNOWN
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.UNKNOWN
     account.refresh_from_db()
     assert account.consent_withdrawn_at is None
-    assert TokenSet.objects.filter(account=account).exists()
+    assert Grant.objects.filter(account=account).exists()
     assert revocations == []
 
 
@@ -147,8 +155,8 @@ def test_transient_refresh_failures_after_a_401_are_not_withdrawals(fakeop, revo
     account = linked_with_tokens(fakeop)
     fakeop.fail_next("userinfo", 401)
     fakeop.fail_next("token", status, {"Retry-After": "2"} if status == 429 else {})
-    assert consent.check_consent(account) is ConsentCheck.UNKNOWN
-    assert TokenSet.objects.filter(account=account).exists()
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.UNKNOWN
+    assert Grant.objects.filter(account=account).exists()
     assert revocations == []
 
 
@@ -156,24 +164,25 @@ def test_a_timeout_is_not_a_withdrawal(fakeop, settings, revocations):
     settings.FTAUTH = {**settings.FTAUTH, "HTTP_READ_TIMEOUT": 0.3}
     account = linked_with_tokens(fakeop)
     fakeop.userinfo_delay = 1.0
-    assert consent.check_consent(account) is ConsentCheck.UNKNOWN
-    assert TokenSet.objects.filter(account=account).exists()
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.UNKNOWN
+    assert Grant.objects.filter(account=account).exists()
     assert revocations == []
 
 
 def test_realm_without_userinfo_is_checked_with_a_refresh(fakeop, revocations):
     account = linked_with_tokens(fakeop, "partenaire")
-    assert consent.check_consent(account) is ConsentCheck.VALID
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.VALID
     assert len(fakeop.refresh_requests()) == 1 and not fakeop.requests_to("userinfo")
     fakeop.withdraw(account.sub)
-    assert consent.check_consent(account) is ConsentCheck.WITHDRAWN
-    assert revocations == [(account.pk, "invalid_grant on refresh")]
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.WITHDRAWN
+    assert revocations == [(account.pk, "every grant refused (invalid_grant on refresh)")]
 
 
 def test_no_tokens_is_not_a_withdrawal(fakeop, revocations):
-    account = linked_with_tokens(fakeop)
-    vault.forget_tokens(account)
-    assert consent.check_consent(account) is ConsentCheck.NO_TOKENS
+    # Expired, and no refresh token (France Travail may issue none): nothing to ask with.
+    account = make_account()
+    store_tokens(account, refresh=False, expires_in=-5)
+    assert consent.check_grant(grant_of(account)) is ConsentCheck.NO_TOKENS
     account.refresh_from_db()
     assert account.consent_withdrawn_at is None
 
@@ -207,10 +216,13 @@ def test_a_failing_receiver_does_not_stop_the_withdrawal(fakeop, revocations):
 
 
 def test_using_a_withdrawn_token_is_detected_on_use(fakeop, revocations):
-    """get_access_token refreshes an expiring token: invalid_grant there is a withdrawal."""
+    """An API call refreshes an expiring token: invalid_grant there, on the only grant,
+    is a withdrawal."""
     account = linked_with_tokens(fakeop)
-    TokenSet.objects.filter(account=account).update(expires_at="2000-01-01T00:00:00Z")
+    Grant.objects.filter(account=account).update(expires_at="2000-01-01T00:00:00Z")
     fakeop.withdraw(account.sub)
-    with pytest.raises(consent.ConsentWithdrawn):
-        vault.get_access_token(account.user, "individu")
-    assert revocations == [(account.pk, "invalid_grant on refresh")]
+    with pytest.raises(ConsentWithdrawn):
+        api.for_user(account.user, "individu").get("peconnect-individu/v1/userinfo")
+    assert revocations == [(account.pk, "every grant refused (invalid_grant on refresh)")]
+    assert not Grant.objects.filter(account=account).exists()
+    assert revocations == [(account.pk, "every grant refused (invalid_grant on refresh)")]

@@ -115,7 +115,7 @@ def test_database_error_while_linking_is_a_503_without_session(client, idp, monk
     def broken(*args, **kwargs):
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr(vault, "save_tokens", broken)
+    monkeypatch.setattr(vault, "new_grant", broken)
     _, response = sign_in(client, idp)
     assert response.status_code == 503
     assert "_auth_user_id" not in client.session

@@ -12,9 +12,9 @@ from joserfc.jwk import OctKey, RSAKey
 
 from ftauth import vault
 from ftauth.core.logout_token import BACKCHANNEL_LOGOUT_EVENT
-from ftauth.models import AccountSession, AuditEvent, ConsumedLogoutToken, TokenSet
+from ftauth.models import AccountSession, AuditEvent, ConsumedLogoutToken, Grant
 from tests.fakeop import CLIENT_ID
-from tests.lifecycle import sign_in
+from tests.lifecycle import grant_of, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ def signed_in(client: Client) -> bool:
 def test_logout_goes_through_the_end_session_url(fakeop):
     client = Client()
     account = sign_in(client, fakeop, "sub-logout")
-    id_token = vault.get_id_token(account)
+    id_token = vault.get_id_token(grant_of(account))
     response = client.post("/ftauth/logout/")
     assert response.status_code == 302
     location = urlsplit(response["Location"])
@@ -47,8 +47,10 @@ def test_logout_goes_through_the_end_session_url(fakeop):
     assert not signed_in(client)
     assert not AccountSession.objects.filter(account=account).exists()
     assert AuditEvent.objects.filter(account=account, kind="signed_out").count() == 1
-    # Signing out is not withdrawing consent: the tokens stay for other sessions.
-    assert TokenSet.objects.filter(account=account).exists()
+    # This device's grant is forgotten; signing out is not withdrawing consent.
+    assert not Grant.objects.filter(account=account).exists()
+    account.refresh_from_db()
+    assert account.consent_withdrawn_at is None
 
 
 def test_logout_needs_post_and_a_get_shows_the_sign_out_form(fakeop):
@@ -98,8 +100,9 @@ def test_valid_logout_token_with_sub_ends_every_session(session_engine, fakeop):
     assert response["Cache-Control"] == "no-store"
     assert not AccountSession.objects.filter(account=account).exists()
     assert AuditEvent.objects.filter(account=account, kind="backchannel_logout").count() == 1
+    assert not Grant.objects.filter(account=account).exists()
     if session_engine.endswith("signed_cookies"):
-        return  # ended at the next check (the generation was bumped): see test_middleware
+        return  # ended at the next check (its row is gone): see test_middleware
     assert not signed_in(laptop)
     assert not signed_in(phone)
 
@@ -227,12 +230,15 @@ def test_logout_token_for_another_client_does_not_use_our_audience(fakeop):
     assert post_logout_token(token).status_code == 400
 
 
-def test_logout_token_sent_for_a_withdrawal_shows_the_withdrawn_page(fakeop):
+def test_logout_token_ends_sessions_without_calling_france_travail(fakeop):
+    """A logout is a logout, not a verdict on consent: no userinfo, no refresh."""
     client = Client()
-    account = sign_in(client, fakeop, "sub-bcl-withdrawn")
-    fakeop.withdraw("sub-bcl-withdrawn")
-    assert post_logout_token(fakeop.logout_token(sub="sub-bcl-withdrawn")).status_code == 200
-    response = client.get(PROTECTED)
-    assert response["Location"] == "/ftauth/consent-withdrawn/"
-    assert not TokenSet.objects.filter(account=account).exists()
-    assert AuditEvent.objects.filter(account=account, kind="consent_revoked").count() == 1
+    account = sign_in(client, fakeop, "sub-bcl-nocall")
+    calls = len(fakeop.requests)
+    assert post_logout_token(fakeop.logout_token(sub="sub-bcl-nocall")).status_code == 200
+    assert len(fakeop.requests) == calls
+    assert client.get(PROTECTED)["Location"].startswith("/")
+    assert not signed_in(client)
+    assert not Grant.objects.filter(account=account).exists()
+    account.refresh_from_db()
+    assert account.consent_withdrawn_at is None

@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from ftauth.models import LinkedAccount
-from ftauth.sessions import SESSION_KEY, end_sessions
+from ftauth import lifecycle
+from ftauth.models import AuditEvent, LinkedAccount
+from ftauth.sessions import SESSION_KEY
 from tests.lifecycle import age_account_check, age_session, server_side, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,8 @@ def test_due_session_is_checked_once_then_waits_an_interval(
     account = sign_in(client, fakeop, "sub-due")
     age_session(client)
     age_account_check(account)
-    # The account, its token set, then consent_checked_at and the session's seen_at.
+    # The session's row with its grant and account, then the grant's and the account's
+    # checked_at, and the session's seen_at.
     with django_assert_max_num_queries(4):
         assert client.get(PAGE).status_code == 200
     assert len(fakeop.requests_to("userinfo")) == 2  # sign-in, then this check
@@ -54,17 +56,21 @@ def test_due_session_is_checked_once_then_waits_an_interval(
     assert len(fakeop.requests_to("userinfo")) == 2
 
 
-def test_sessions_of_one_account_share_the_call_to_france_travail(fakeop):
+def test_each_device_checks_its_own_grant_once_per_interval(fakeop):
+    """Each sign-in is its own grant: one device's answer says nothing of another's."""
     laptop, phone = Client(), Client()
     account = sign_in(laptop, fakeop, "sub-share")
     sign_in(phone, fakeop, "sub-share")
     calls = len(fakeop.requests_to("userinfo"))
     age_account_check(account)
-    age_session(laptop)
-    age_session(phone)
-    assert laptop.get(PROTECTED).status_code == 200
-    assert phone.get(PROTECTED).status_code == 200
-    assert len(fakeop.requests_to("userinfo")) == calls + 1
+    for _ in range(2):
+        age_session(laptop)
+        age_session(phone)
+        assert laptop.get(PROTECTED).status_code == 200
+        assert phone.get(PROTECTED).status_code == 200
+    tokens = [r["headers"]["Authorization"] for r in fakeop.requests_to("userinfo")[calls:]]
+    # One call per device in the interval, each with that device's own token.
+    assert len(tokens) == 2 and len(set(tokens)) == 2
 
 
 def test_interval_setting_is_honoured(fakeop, settings):
@@ -125,7 +131,7 @@ def test_sessions_ended_without_withdrawal_go_to_the_logout_page(session_engine,
     """E.g. the admin ended the sessions: signed out, sent to LOGOUT_REDIRECT_URL."""
     client = Client()
     account = sign_in(client, fakeop, "sub-ended")
-    end_sessions(account, reason="signed_out")
+    lifecycle.end_grants(account, None, kind=AuditEvent.Kind.SESSIONS_ENDED)
     if not server_side(session_engine):
         age_session(client)  # a signed cookie is noticed at its next check
     response = client.get(PROTECTED)

@@ -11,8 +11,8 @@ from django.test import Client
 
 from ftauth import consent, crypto, vault
 from ftauth.core.errors import FTAuthError
-from ftauth.models import AccountSession, LinkedAccount, TokenSet
-from tests.lifecycle import age_account_check, age_session, linked_with_tokens, sign_in
+from ftauth.models import AccountSession, Grant, LinkedAccount
+from tests.lifecycle import age_account_check, age_session, grant_of, linked_with_tokens, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -24,18 +24,18 @@ def test_no_token_in_logs_or_errors_through_the_whole_lifecycle(fakeop, settings
 
     browser = Client()
     account = sign_in(browser, fakeop, "sub-secrecy")
-    token_set = TokenSet.objects.get(account=account)
+    token_set = Grant.objects.get(account=account)
     reprs += [repr(token_set), str(token_set), repr(account), repr(AccountSession.objects.first())]
 
     # A refresh, a 401 then refresh, transient failures.
-    vault.refresh_tokens(account, force=True)
+    vault.refresh(grant_of(account), force=True)
     fakeop.fail_next("userinfo", 401)
-    consent.check_consent(account)
+    consent.check_grant(grant_of(account))
     for kind, status in (("userinfo", 503), ("token", 500), ("token", 429)):
         fakeop.fail_next(kind, status, {"Retry-After": "1"})
         try:
-            vault.refresh_tokens(account, force=True)
-            consent.check_consent(account)
+            vault.refresh(grant_of(account), force=True)
+            consent.check_grant(grant_of(account))
         except FTAuthError as exc:
             errors += [str(exc), repr(exc)]
 
@@ -43,7 +43,7 @@ def test_no_token_in_logs_or_errors_through_the_whole_lifecycle(fakeop, settings
     good = settings.FTAUTH["TOKEN_KEYS"]
     settings.FTAUTH = {**settings.FTAUTH, "TOKEN_KEYS": [Fernet.generate_key().decode()]}
     try:
-        vault.get_access_token(account.user, "individu")
+        vault.access_token(grant_of(account))
     except crypto.TokenDecryptionError as exc:
         errors += [str(exc), repr(exc)]
     settings.FTAUTH = {**settings.FTAUTH, "TOKEN_KEYS": good}
@@ -59,7 +59,7 @@ def test_no_token_in_logs_or_errors_through_the_whole_lifecycle(fakeop, settings
     assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is not None
     other = linked_with_tokens(fakeop)
     call_command("ftauth_rotate_keys", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    reprs.append(repr(TokenSet.objects.get(account=other)))
+    reprs.append(repr(Grant.objects.get(account=other)))
 
     assert len(fakeop.issued) >= 12
     logged = "\n".join(

@@ -10,7 +10,7 @@ from django.test import RequestFactory
 
 from ftauth import crypto, sessions
 from ftauth.models import AccountSession
-from tests.lifecycle import make_account
+from tests.lifecycle import make_account, store_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -26,12 +26,13 @@ def test_register_session_records_the_session(session_engine):
     request = request_with_session(session_engine)
     request.session["_auth_user_id"] = str(account.user_id)
     request.session.cycle_key()
-    sessions.register_session(request, account, "op-sid-1")
+    grant = store_tokens(account)
+    sessions.register_session(request, account, grant)
     marker = request.session[sessions.SESSION_KEY]
     row = AccountSession.objects.get(sid=marker["sid"])
-    assert row.account == account and row.op_sid == "op-sid-1" and row.engine == session_engine
+    assert row.account == account and row.grant == grant and row.engine == session_engine
     assert marker["account"] == account.pk
-    assert marker["generation"] == account.session_generation
+    assert marker["grant"] == grant.pk
     if issubclass(import_module(session_engine).SessionStore, CookieStore):
         assert row.session_key_ciphertext == ""
     else:
@@ -43,7 +44,7 @@ def test_register_session_records_the_session(session_engine):
 def test_register_session_replaces_the_previous_sign_in_of_the_session(session_engine):
     first, second = make_account(), make_account("employeur")
     request = request_with_session(session_engine)
-    sessions.register_session(request, first, None)
-    sessions.register_session(request, second, None)
+    sessions.register_session(request, first, store_tokens(first))
+    sessions.register_session(request, second, store_tokens(second))
     assert not AccountSession.objects.filter(account=first).exists()
     assert AccountSession.objects.filter(account=second).count() == 1

@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from ftauth.models import AuditEvent, LinkedAccount, PendingAuthorization, TokenSet
+from ftauth.models import AuditEvent, Grant, LinkedAccount, PendingAuthorization
 from tests.idp import SUB, authorize, callback, pending_for, sign_in, start
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,7 @@ def test_successful_sign_in_lands_on_next_with_a_linked_account(client, idp):
     account = LinkedAccount.objects.get(realm="individu", sub=SUB)
     assert client.session["_auth_user_id"] == str(account.user_id)
     assert account.claims["given_name"] == "Camille"
-    assert TokenSet.objects.filter(account=account).exists()
+    assert Grant.objects.filter(account=account).exists()
     assert AuditEvent.objects.filter(account=account, kind="linked").exists()
     token_request = idp.token_requests()[0]
     assert token_request["query"]["realm"] == ["/individu"]

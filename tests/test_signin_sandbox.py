@@ -1,7 +1,8 @@
 """End to end over real HTTP: the demo site signs in through the sandbox.
 
-The sandbox's TAMPER switch makes it misbehave one way at a time; every
-tampered answer must end on a clear page, with no session and nothing stored.
+The ``tamper`` fixture (``tests.tamper``, through the sandbox's test hook) makes
+it misbehave one way at a time; every tampered answer must end on a clear page,
+with no session and nothing stored.
 """
 
 import pytest
@@ -9,6 +10,8 @@ from django.contrib.auth import get_user_model
 
 from ftauth.models import LinkedAccount
 from ftauth.sandbox.scripted import ScriptedUser
+
+from .tamper import MODES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,16 +92,20 @@ TAMPERED = {
 }
 
 
-@pytest.mark.parametrize(("tamper", "status"), sorted(TAMPERED.items()))
-def test_tampered_response_is_refused_with_a_clear_page(sandbox, settings, tamper, status):
-    settings.FTAUTH_SANDBOX = {"TAMPER": {tamper}, "SLOW_SECONDS": 2}
+def test_every_tamper_mode_is_tried_end_to_end():
+    assert set(TAMPERED) == MODES
+
+
+@pytest.mark.parametrize(("mode", "status"), sorted(TAMPERED.items()))
+def test_tampered_response_is_refused_with_a_clear_page(sandbox, settings, tamper, mode, status):
+    tamper(mode, slow_seconds=2)
     settings.FTAUTH = {**settings.FTAUTH, "HTTP_READ_TIMEOUT": 1.0}
     user = ScriptedUser(sandbox)
     page = user.sign_in("individu")
-    assert page.status_code == status, (tamper, page.status_code, page.text[:300])
+    assert page.status_code == status, (mode, page.status_code, page.text[:300])
     assert "/ftauth/login/individu/" in page.text  # a way to try again
     assert not signed_in(user)
     assert not LinkedAccount.objects.exists()
     assert not get_user_model().objects.exists()
-    if tamper == "token_endpoint_429":
+    if mode == "token_endpoint_429":
         assert "7" in page.text

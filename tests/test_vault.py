@@ -17,12 +17,13 @@ from django.utils import timezone
 
 from ftauth import crypto, vault
 from ftauth.core.errors import QuotaExceeded, TokenValidationError
-from ftauth.models import AuditEvent, TokenSet
+from ftauth.models import AuditEvent, Grant
 from ftauth.vault import status_of
 from tests.lifecycle import (
     ACCESS,
     IDTOKEN,
     REFRESH,
+    grant_of,
     linked_with_tokens,
     make_account,
     store_tokens,
@@ -46,22 +47,25 @@ def all_database_text() -> str:
 def test_save_tokens_stores_only_ciphertext():
     account = make_account()
     claims = {"iss": "https://op", "sub": account.sub, "aud": "ftauth-tests"}
-    token_set = vault.save_tokens(account, token_response(suffix="save"), claims)
+    token_set = vault.new_grant(account, token_response(suffix="save"), claims)
     text = all_database_text()
     for secret in (ACCESS + "save", REFRESH + "save", IDTOKEN + "save"):
         assert secret not in text
     token_set.refresh_from_db()
     assert crypto.decrypt(token_set.access_token_ciphertext) == ACCESS + "save"
     assert crypto.decrypt(token_set.refresh_token_ciphertext) == REFRESH + "save"
-    assert vault.get_id_token(account) == IDTOKEN + "save"
+    assert vault.get_id_token(grant_of(account)) == IDTOKEN + "save"
 
 
-def test_save_tokens_replaces_the_previous_set():
+def test_each_sign_in_is_a_grant_of_its_own():
     account = make_account()
-    store_tokens(account, suffix="first")
-    store_tokens(account, suffix="second")
-    assert TokenSet.objects.filter(account=account).count() == 1
-    assert vault.get_account_access_token(account) == ACCESS + "second"
+    first = store_tokens(account, suffix="first")
+    second = store_tokens(account, suffix="second")
+    assert Grant.objects.filter(account=account).count() == 2
+    # A second device's sign-in never replaces the first device's tokens.
+    assert vault.access_token(first) == ACCESS + "first"
+    assert vault.access_token(second) == ACCESS + "second"
+    assert vault.latest_grant(account).pk == second.pk
 
 
 def test_save_tokens_keeps_identity_claims_only():
@@ -75,7 +79,7 @@ def test_save_tokens_keeps_identity_claims_only():
         "at_hash": "77QmUPtjPfzWtF2AnpK9RQ",
         "email": "persona@example.org",
     }
-    token_set = vault.save_tokens(account, token_response(), claims)
+    token_set = vault.new_grant(account, token_response(), claims)
     assert token_set.id_token_claims == {
         "iss": "https://op",
         "sub": account.sub,
@@ -87,7 +91,7 @@ def test_save_tokens_keeps_identity_claims_only():
 def test_save_tokens_computes_expiry_from_expires_in():
     account = make_account()
     response = token_response(expires_in=1500)
-    token_set = vault.save_tokens(account, response, {})
+    token_set = vault.new_grant(account, response, {})
     expected = response.obtained_at + 1500
     assert abs(token_set.expires_at.timestamp() - expected) < 1
 
@@ -95,51 +99,34 @@ def test_save_tokens_computes_expiry_from_expires_in():
 def test_missing_expires_in_assumes_the_documented_25_minutes():
     account = make_account()
     response = token_response(expires_in=None)
-    token_set = vault.save_tokens(account, response, {})
+    token_set = vault.new_grant(account, response, {})
     assert abs(token_set.expires_at.timestamp() - (response.obtained_at + 25 * 60)) < 1
-
-
-def test_new_tokens_lift_a_previous_withdrawal():
-    account = make_account()
-    account.consent_withdrawn_at = timezone.now()
-    account.save()
-    store_tokens(account)
-    account.refresh_from_db()
-    assert account.consent_withdrawn_at is None
-    assert vault.token_status(account) is vault.TokenStatus.VALID
 
 
 def test_token_status():
     account = make_account()
-    assert vault.token_status(account) is vault.TokenStatus.NONE
-    store_tokens(account)
+    assert vault.account_status(account) is vault.TokenStatus.NONE
+    grant = store_tokens(account)
     account.refresh_from_db()
-    assert vault.token_status(account) is vault.TokenStatus.VALID
+    assert vault.account_status(account) is vault.TokenStatus.VALID
     soon = timezone.now() + timedelta(seconds=30)
-    TokenSet.objects.filter(account=account).update(expires_at=soon)
+    Grant.objects.filter(account=account).update(expires_at=soon)
     account.refresh_from_db()
-    assert vault.token_status(account) is vault.TokenStatus.EXPIRING
+    assert vault.account_status(account) is vault.TokenStatus.EXPIRING
     past = timezone.now() - timedelta(seconds=1)
-    TokenSet.objects.filter(account=account).update(expires_at=past)
+    Grant.objects.filter(account=account).update(expires_at=past)
     account.refresh_from_db()
-    assert vault.token_status(account) is vault.TokenStatus.EXPIRED
+    assert vault.account_status(account) is vault.TokenStatus.EXPIRED
     account.consent_withdrawn_at = timezone.now()
-    assert vault.token_status(account) is vault.TokenStatus.WITHDRAWN
-
-
-def test_forget_tokens():
-    account = make_account()
-    store_tokens(account)
-    assert vault.forget_tokens(account) is True
-    assert not TokenSet.objects.filter(account=account).exists()
-    assert vault.forget_tokens(account) is False
+    assert vault.account_status(account) is vault.TokenStatus.WITHDRAWN
+    assert vault.status_of(grant) is vault.TokenStatus.VALID
 
 
 def test_no_token_in_repr():
     account = make_account()
     response = token_response(suffix="repr")
-    token_set = vault.save_tokens(account, response, {})
-    for text in (repr(token_set), str(token_set), repr(response), repr(account)):
+    grant = vault.new_grant(account, response, {})
+    for text in (repr(grant), str(grant), repr(response), repr(account)):
         assert "plaintext" not in text
 
 
@@ -148,14 +135,14 @@ def test_no_token_in_repr():
 
 def expire_soon(account, seconds: int = 10) -> None:
     """Move the access token into the refresh margin (60 s by default)."""
-    TokenSet.objects.filter(account=account).update(
+    Grant.objects.filter(account=account).update(
         expires_at=timezone.now() + timedelta(seconds=seconds)
     )
 
 
 def test_fresh_token_is_returned_without_a_request(fakeop):
     account = linked_with_tokens(fakeop)
-    token = vault.get_access_token(account.user, "individu")
+    token = vault.access_token(grant_of(account))
     assert token in fakeop.grant_of(account.sub).access_tokens
     assert not fakeop.refresh_requests()
 
@@ -164,31 +151,31 @@ def test_token_in_the_refresh_margin_is_refreshed(fakeop):
     account = linked_with_tokens(fakeop)
     old_refresh = fakeop.grant_of(account.sub).refresh_token
     expire_soon(account)
-    token = vault.get_access_token(account.user, "individu")
+    token = vault.access_token(grant_of(account))
     grant = fakeop.grant_of(account.sub)
     assert len(fakeop.refresh_requests()) == 1
     assert fakeop.refresh_requests()[0]["form"]["refresh_token"] == [old_refresh]
     assert token in grant.access_tokens
-    token_set = TokenSet.objects.get(account=account)
+    token_set = Grant.objects.get(account=account)
     # Refresh token rotation: the new one is kept, the old one is void at the server.
     assert crypto.decrypt(token_set.refresh_token_ciphertext) == grant.refresh_token
     assert token_set.refreshed_at is not None
     assert status_of(token_set) is vault.TokenStatus.VALID
     assert AuditEvent.objects.filter(account=account, kind="tokens_refreshed").count() == 1
     # And the new token is used as is afterwards.
-    assert vault.get_access_token(account.user, "individu") == token
+    assert vault.access_token(grant_of(account)) == token
     assert len(fakeop.refresh_requests()) == 1
 
 
 def test_refreshed_id_token_with_another_sub_is_refused(fakeop):
     account = linked_with_tokens(fakeop)
-    before = TokenSet.objects.get(account=account)
+    before = Grant.objects.get(account=account)
     fakeop.refreshed_claims = {"sub": "someone-else"}
     expire_soon(account)
     with pytest.raises(TokenValidationError) as excinfo:
-        vault.get_access_token(account.user, "individu")
+        vault.access_token(grant_of(account))
     assert excinfo.value.rule == "refresh_sub"
-    after = TokenSet.objects.get(account=account)
+    after = Grant.objects.get(account=account)
     assert after.access_token_ciphertext == before.access_token_ciphertext
 
 
@@ -197,7 +184,7 @@ def test_refreshed_id_token_with_another_audience_is_refused(fakeop):
     fakeop.refreshed_claims = {"aud": ["ftauth-tests", "another-client"], "azp": "ftauth-tests"}
     expire_soon(account)
     with pytest.raises(TokenValidationError) as excinfo:
-        vault.get_access_token(account.user, "individu")
+        vault.access_token(grant_of(account))
     assert excinfo.value.rule == "refresh_aud"
 
 
@@ -206,24 +193,24 @@ def test_refreshed_id_token_is_signature_checked(fakeop):
     fakeop.refreshed_claims = {"iss": "https://elsewhere.example/"}
     expire_soon(account)
     with pytest.raises(TokenValidationError):
-        vault.get_access_token(account.user, "individu")
+        vault.access_token(grant_of(account))
 
 
 def test_refreshed_id_token_is_kept_for_the_logout_hint(fakeop):
     account = linked_with_tokens(fakeop)
     expire_soon(account)
-    vault.get_access_token(account.user, "individu")
-    claims = TokenSet.objects.get(account=account).id_token_claims
+    vault.access_token(grant_of(account))
+    claims = Grant.objects.get(account=account).id_token_claims
     assert claims["sub"] == account.sub
-    assert vault.get_id_token(account).count(".") == 2
+    assert vault.get_id_token(grant_of(account)).count(".") == 2
 
 
 def test_transient_failure_in_the_margin_keeps_the_current_token(fakeop):
     account = linked_with_tokens(fakeop)
-    current = vault.get_access_token(account.user, "individu")
+    current = vault.access_token(grant_of(account))
     expire_soon(account)
     fakeop.fail_next("token", 503)
-    assert vault.get_access_token(account.user, "individu") == current
+    assert vault.access_token(grant_of(account)) == current
 
 
 def test_transient_failure_after_expiry_raises(fakeop):
@@ -231,30 +218,32 @@ def test_transient_failure_after_expiry_raises(fakeop):
     expire_soon(account, seconds=-5)
     fakeop.fail_next("token", 429, {"Retry-After": "4"})
     with pytest.raises(QuotaExceeded) as excinfo:
-        vault.get_access_token(account.user, "individu")
+        vault.access_token(grant_of(account))
     assert excinfo.value.retry_after == 4
-    assert TokenSet.objects.filter(account=account).exists()
+    assert Grant.objects.filter(account=account).exists()
 
 
 def test_expired_without_refresh_token_needs_a_new_sign_in(fakeop):
     account = make_account()
-    store_tokens(account, refresh=False, expires_in=-5)
+    grant = store_tokens(account, refresh=False, expires_in=-5)
     with pytest.raises(vault.TokensUnavailable):
-        vault.get_access_token(account.user, "individu")
+        vault.access_token(grant)
 
 
 def test_unlinked_realm_has_no_token(fakeop):
+    from ftauth import api
+
     account = linked_with_tokens(fakeop)
     with pytest.raises(vault.TokensUnavailable):
-        vault.get_access_token(account.user, "employeur")
+        api.for_user(account.user, "employeur")
 
 
 def test_wrong_key_gives_a_clear_error_and_keeps_the_tokens(fakeop, settings):
     account = linked_with_tokens(fakeop)
     settings.FTAUTH = {**settings.FTAUTH, "TOKEN_KEYS": [Fernet.generate_key().decode()]}
     with pytest.raises(crypto.TokenDecryptionError):
-        vault.get_access_token(account.user, "individu")
-    assert TokenSet.objects.filter(account=account).exists()
+        vault.access_token(grant_of(account))
+    assert Grant.objects.filter(account=account).exists()
 
 
 @pytest.mark.postgres
@@ -273,7 +262,7 @@ def test_concurrent_callers_cause_exactly_one_refresh(fakeop):
     def caller():
         try:
             barrier.wait()
-            tokens.append(vault.get_access_token(account.user, "individu"))
+            tokens.append(vault.access_token(grant_of(account)))
         except Exception as exc:  # collected and asserted on below
             errors.append(exc)
         finally:

@@ -2,8 +2,9 @@
 
 A persona signs in from two browsers (scripted, following redirects and
 posting the sandbox's forms), then withdraws consent on the sandbox's
-"Mes consentements" side: the sandbox revokes the tokens and sends a
-back-channel logout; both browsers' next click shows the withdrawn page.
+"Mes consentements" side: the sandbox revokes the tokens and, as France
+Travail documents, sends nothing; each browser's next check (here due at
+once) finds every grant refused and shows the withdrawn page.
 Each engine needs its own live server: a WSGI handler keeps the session
 engine it started with.
 """
@@ -13,12 +14,11 @@ from __future__ import annotations
 import pytest
 from pytest_django.live_server_helper import LiveServer
 
-from ftauth.models import AccountSession, AuditEvent, LinkedAccount, TokenSet
+from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.sandbox.consents import withdraw_consent
 from ftauth.sandbox.scripted import ScriptedUser, forms_of
 from ftauth.signals import consent_revoked
 from tests.conftest import sandbox_ftauth_settings
-from tests.lifecycle import server_side
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,19 +63,9 @@ def test_withdrawal_in_the_sandbox_ends_both_sessions(
 
     withdrawal = withdraw_consent(PERSONA, settings.FTAUTH["CLIENT_ID"])
     assert withdrawal.withdrawn and withdrawal.revoked_tokens >= 2
-    # The sandbox's back-channel logout reached ftauth, which asked with the
-    # user's token, found the consent gone, and acted on it.
-    assert withdrawal.deliveries and all(d.ok for d in withdrawal.deliveries)
-    assert not TokenSet.objects.filter(account=account).exists()
-    assert revocations == ["invalid_grant on refresh"]
-    assert AuditEvent.objects.filter(account=account, kind="consent_revoked").count() == 1
-    assert not AccountSession.objects.filter(account=account).exists()
-
-    if not server_side(session_engine):
-        # A signed cookie cannot be deleted: each session ends at its next check.
-        for user in (laptop, phone):
-            assert account_page(user).status_code == 200
-        settings.FTAUTH = {**settings.FTAUTH, "CONSENT_CHECK_INTERVAL": 0}
+    # Nothing pushed: the grants are still there until a check finds them refused.
+    assert Grant.objects.filter(account=account).count() == 2
+    settings.FTAUTH = {**settings.FTAUTH, "CONSENT_CHECK_INTERVAL": 0}
     for user in (laptop, phone):
         response = account_page(user)
         assert response.status_code == 302
@@ -83,7 +73,12 @@ def test_withdrawal_in_the_sandbox_ends_both_sessions(
         page = user.get(WITHDRAWN)
         assert "Votre consentement a été retiré" in page.text
         assert account_page(user).status_code == 302  # signed out for good
-    assert revocations == ["invalid_grant on refresh"]
+    # The laptop's check found its grant refused, probed the phone's: refused too.
+    assert not Grant.objects.filter(account=account).exists()
+    assert not AccountSession.objects.filter(account=account).exists()
+    assert revocations == ["every grant refused (invalid_grant on refresh)"]
+    assert AuditEvent.objects.filter(account=account, kind="consent_revoked").count() == 1
+    assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is not None
 
 
 def test_sign_out_goes_through_the_sandbox_end_session_and_back(sandbox):

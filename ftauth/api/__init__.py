@@ -5,11 +5,17 @@
     from ftauth import api
 
     search = api.application().get("offresdemploi/v2/offres/search", params={"motsCles": "pain"})
-    me = api.for_user(request.user, realm="individu").get("peconnect-individu/v1/userinfo")
+    me = api.for_request(request, realm="individu").get("peconnect-individu/v1/userinfo")
 
 Paths are relative to ``{FTAUTH['API_URL']}/partenaire/``. Calls are paced to
 stay under the per-application quota (``API_RATE_LIMITS``, ``API_DEFAULT_RATE``)
 across processes; errors are the typed ones of :mod:`ftauth.core.errors`.
+
+On behalf of a user, each sign-in (device) is its own grant:
+:func:`for_request` uses the grant of the current session, :func:`for_user`
+(jobs, commands) the account's most recently refreshed grant. A call whose
+grant France Travail refuses raises ``ftauth.consent.GrantEnded`` (sign in
+again on this device) or ``ConsentWithdrawn`` (the user withdrew consent).
 """
 
 from __future__ import annotations
@@ -17,15 +23,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.core.cache import caches
+from django.http import HttpRequest
 
-from ftauth.conf import FTAuthSettings, get_http, get_settings
-from ftauth.core.realms import PARTENAIRE, REALM_NAMES
+from ftauth import consent, vault
+from ftauth.conf import get_settings
+from ftauth.core.errors import ConsentWithdrawn
+from ftauth.core.realms import REALM_NAMES
+from ftauth.models import Grant, LinkedAccount
 
-from .app_tokens import ApplicationTokens
 from .client import ApiClient, ApiResponse, check_path
-from .credentials import ApplicationCredentials, UserCredentials
-from .quota import RateLimiter, RateLimitHeaders, namespace_for
+from .clients import application_tokens, build_client, rate_limiter
+from .credentials import ApplicationCredentials
+from .quota import RateLimitHeaders
 
 __all__ = [
     "ApiClient",
@@ -34,47 +43,10 @@ __all__ = [
     "application",
     "application_tokens",
     "check_path",
+    "for_request",
     "for_user",
     "rate_limiter",
 ]
-
-
-def rate_limiter(conf: FTAuthSettings | None = None) -> RateLimiter:
-    """The quota pacing shared by every process of this application."""
-    conf = conf or get_settings()
-    return RateLimiter(
-        caches[conf.cache_alias],
-        namespace=namespace_for(conf.client_id),
-        rates=conf.api_rate_limits,
-        default_rate=conf.api_default_rate,
-        max_wait=conf.api_max_wait,
-    )
-
-
-def application_tokens(conf: FTAuthSettings | None = None) -> ApplicationTokens:
-    """The cache of client-credentials tokens of the ``/partenaire`` realm."""
-    conf = conf or get_settings()
-    return ApplicationTokens(
-        cache=caches[conf.cache_alias],
-        http=get_http(),
-        realm=conf.realm(PARTENAIRE),
-        client_id=conf.client_id,
-        client_secret=conf.client_secret,
-        refresh_margin=conf.refresh_margin,
-        # The renewing process may take a whole token request, no longer.
-        lock_timeout=conf.http_connect_timeout + conf.http_read_timeout + 2,
-    )
-
-
-def _client(credentials: Any, conf: FTAuthSettings) -> ApiClient:
-    return ApiClient(
-        credentials,
-        api_url=conf.api_url,
-        http=get_http(),
-        limiter=rate_limiter(conf),
-        max_retries=conf.api_max_retries,
-        retry_after_cap=conf.api_retry_after_cap,
-    )
 
 
 def application(scopes: Iterable[str] | None = None) -> ApiClient:
@@ -86,18 +58,11 @@ def application(scopes: Iterable[str] | None = None) -> ApiClient:
     if isinstance(scopes, str):  # "api_offresdemploiv2 o2dsoffre", as in the docs
         scopes = scopes.split()
     chosen = conf.application_scopes if scopes is None else tuple(scopes)
-    return _client(ApplicationCredentials(application_tokens(conf), chosen), conf)
+    credentials = ApplicationCredentials(application_tokens(conf), chosen)
+    return build_client(conf, lambda **kw: ApiClient(credentials, **kw))
 
 
-def for_user(user: Any, realm: str = "individu") -> ApiClient:
-    """A client calling with ``user``'s consented token for ``realm``.
-
-    Raises ``ftauth.vault.TokensUnavailable`` when the user has no linked
-    identity in that realm (or is anonymous): they must sign in with France Travail.
-    """
-    from ftauth import vault
-    from ftauth.models import LinkedAccount
-
+def _account(user: Any, realm: str) -> LinkedAccount:
     if realm not in REALM_NAMES:
         raise ValueError(f"unknown realm {realm!r}; known realms: {', '.join(REALM_NAMES)}")
     account = None
@@ -105,4 +70,30 @@ def for_user(user: Any, realm: str = "individu") -> ApiClient:
         account = LinkedAccount.objects.filter(user=user, realm=realm).first()
     if account is None:
         raise vault.TokensUnavailable(f"no {realm} identity linked to this user")
-    return _client(UserCredentials(account), get_settings())
+    if account.consent_withdrawn_at is not None:
+        raise ConsentWithdrawn("consent was withdrawn for this account")
+    return account
+
+
+def _client(account: LinkedAccount, grant: Grant | None) -> ApiClient:
+    if grant is None:
+        raise vault.TokensUnavailable(f"no tokens stored for this {account.realm} identity")
+    grant.account = account
+    return consent.client_for(grant)
+
+
+def for_request(request: HttpRequest, realm: str = "individu") -> ApiClient:
+    """A client calling with the token of this session's sign-in (this device's grant).
+
+    Raises ``ftauth.vault.TokensUnavailable`` when the user has no linked
+    identity in that realm (or is anonymous): they must sign in with France Travail.
+    """
+    account = _account(getattr(request, "user", None), realm)
+    return _client(account, vault.session_grant(request, account))
+
+
+def for_user(user: Any, realm: str = "individu") -> ApiClient:
+    """A client calling with ``user``'s most recently refreshed grant for ``realm``
+    (outside a request: jobs, commands). In a view, prefer :func:`for_request`."""
+    account = _account(user, realm)
+    return _client(account, vault.latest_grant(account))

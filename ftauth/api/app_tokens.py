@@ -40,7 +40,7 @@ from ftauth.core.errors import (
 from ftauth.core.http import HttpClient
 from ftauth.core.realms import ACCESS_TOKEN_LIFETIME, Realm
 
-from .quota import shared_cache_call
+from .quota import FallbackCache
 
 logger = logging.getLogger("ftauth.api")
 
@@ -84,7 +84,8 @@ class ApplicationTokens:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.cache = cache
+        # A failing shared cache: this process keeps its own token meanwhile.
+        self.cache = cache if isinstance(cache, FallbackCache) else FallbackCache(cache)
         self.http = http
         self.realm = realm
         self.client_id = client_id
@@ -114,13 +115,13 @@ class ApplicationTokens:
             if cached is not None and now < cached.renew_at:
                 return cached.access_token
             usable = cached if cached is not None and now < cached.expires_at else None
-            failure = shared_cache_call(self.cache.get, f"{key}:failed")
+            failure = self.cache.get(f"{key}:failed")
             if failure is not None:
                 if usable is not None:
                     return usable.access_token
                 raise self._failure_error(failure, wanted)
             owner = secrets.token_hex(8)
-            if shared_cache_call(self.cache.add, f"{key}:lock", owner, self._lock_ttl()):
+            if self.cache.add(f"{key}:lock", owner, self._lock_ttl()):
                 try:
                     return self._renew(key, wanted)
                 finally:
@@ -142,7 +143,7 @@ class ApplicationTokens:
         if cached is not None and hmac.compare_digest(
             cached.access_token.encode(), rejected_token.encode()
         ):
-            shared_cache_call(self.cache.delete, key)
+            self.cache.delete(key)
 
     def _renew(self, key: str, scopes: tuple[str, ...]) -> str:
         # Another process may have finished a renewal between our read and the lock.
@@ -176,7 +177,7 @@ class ApplicationTokens:
         return token.access_token
 
     def _read(self, key: str) -> CachedToken | None:
-        sealed = shared_cache_call(self.cache.get, key)
+        sealed = self.cache.get(key)
         if not isinstance(sealed, str):
             return None
         try:
@@ -204,7 +205,7 @@ class ApplicationTokens:
             )
         )
         ttl = max(1, math.floor(token.expires_at - self.clock()))
-        shared_cache_call(self.cache.set, key, sealed, ttl)
+        self.cache.set(key, sealed, ttl)
 
     def _lock_ttl(self) -> int:
         return max(1, math.ceil(self.lock_timeout))
@@ -212,8 +213,8 @@ class ApplicationTokens:
     def _release(self, lock_key: str, owner: str) -> None:
         # Only our own lock: if it expired and another caller holds it now,
         # deleting it would let a third renew at the same time.
-        if shared_cache_call(self.cache.get, lock_key) == owner:
-            shared_cache_call(self.cache.delete, lock_key)
+        if self.cache.get(lock_key) == owner:
+            self.cache.delete(lock_key)
 
     def _remember_failure(
         self, key: str, exc: InvalidClient | InvalidScope | QuotaExceeded
@@ -226,7 +227,7 @@ class ApplicationTokens:
         else:
             failure = {"kind": exc.error}
             memory = FAILURE_MEMORY
-        shared_cache_call(self.cache.set, f"{key}:failed", failure, math.ceil(memory))
+        self.cache.set(f"{key}:failed", failure, math.ceil(memory))
 
     def _failure_error(self, failure: Any, scopes: tuple[str, ...]) -> Exception:
         kind = failure.get("kind") if isinstance(failure, dict) else None

@@ -89,7 +89,9 @@ class ApiClient:
         limiter: RateLimiter,
         max_retries: int,
         retry_after_cap: float,
+        time_budget: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[float], float] | None = None,
     ) -> None:
         self.credentials = credentials
@@ -98,7 +100,11 @@ class ApiClient:
         self.limiter = limiter
         self.max_retries = max_retries
         self.retry_after_cap = retry_after_cap
+        # One bound for the whole call: the wait for a turn, every retry and every
+        # answer awaited fit in it (a page view must not hang for minutes).
+        self.time_budget = time_budget
         self.sleep = sleep
+        self.clock = clock
         self.jitter = jitter or _default_jitter
 
     def __repr__(self) -> str:
@@ -120,29 +126,49 @@ class ApiClient:
         self,
         method: str,
         path: str,
+        **kwargs: Any,
+    ) -> ApiResponse:
+        """Call ``{API_URL}/partenaire/{path}``; return the answer or raise a typed error.
+
+        The whole call, retries included, takes about ``API_TIME_BUDGET``
+        seconds at most. Raises :class:`QuotaExceeded` (still 429 when the
+        retries or the budget run out, or no turn within the budget),
+        :class:`ApiError` (any other 4xx, or a 401 that a new token does not
+        cure), :class:`TransportError` (no answer, 5xx), :class:`InvalidResponse`
+        (a success without JSON), and what the credentials raise
+        (``ConsentWithdrawn`` for a user's token). Takes ``params``, ``json`` and
+        ``headers``.
+        """
+        return self.call(method, self.base_url + check_path(path), api_name(path), **kwargs)
+
+    def call_url(self, method: str, url: str, **kwargs: Any) -> ApiResponse:
+        """Like :meth:`request` for an absolute URL (a realm's userinfo endpoint);
+        its quota is that of the API it names under ``/partenaire/``."""
+        rest = url[len(self.base_url) :] if url.startswith(self.base_url) else ""
+        return self.call(method, url, api_name(rest.split("?", 1)[0]) or "userinfo", **kwargs)
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        api: str,
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> ApiResponse:
-        """Call ``{API_URL}/partenaire/{path}``; return the answer or raise a typed error.
-
-        Raises :class:`QuotaExceeded` (still 429 after the retries, or no turn
-        within ``API_MAX_WAIT``), :class:`ApiError` (any other 4xx, or a 401
-        that a new token does not cure), :class:`TransportError` (no answer,
-        5xx), :class:`InvalidResponse` (a success without JSON), and what the
-        credentials raise (``ConsentWithdrawn`` for a user's token).
-        """
-        url = self.base_url + check_path(path)
-        api = api_name(path)
+        """One API call with this client's credentials: the rule for a refused
+        token lives here, once. A 401 renews the token once; a 401 on the renewed
+        token is the credentials' ``refused_again`` error."""
         if headers and any(name.lower() == "authorization" for name in headers):
             raise ValueError("the Authorization header is ftauth's to set")
+        deadline = self.clock() + self.time_budget
         token = self.credentials.token()
-        response = self._send(method, url, api, token, params, json, headers)
+        response = self._send(method, url, api, token, params, json, headers, deadline)
         if response.status_code == 401:
             logger.info("%s refused the access token (401); renewing it once", api)
             token = self.credentials.renew(token)
-            response = self._send(method, url, api, token, params, json, headers)
+            response = self._send(method, url, api, token, params, json, headers, deadline)
             if response.status_code == 401:
                 raise self.credentials.refused_again(response)
         return self._result(response, api)
@@ -156,31 +182,41 @@ class ApiClient:
         params: Mapping[str, Any] | None,
         json: Any,
         headers: Mapping[str, str] | None,
+        deadline: float,
     ) -> requests.Response:
-        """One call, paced, with 429 answers honoured and retried a bounded number of times."""
+        """One call, paced, with 429 answers honoured and retried while the budget lasts."""
         outgoing = {**(headers or {}), "Accept": "application/json"}
         outgoing["Authorization"] = f"Bearer {token}"
         retries = 0
         while True:
-            self.limiter.acquire(api)
-            response = self.http.request(method, url, params=params, json=json, headers=outgoing)
+            self.limiter.acquire(api, max_wait=max(0.0, deadline - self.clock()))
+            # The answer is awaited no longer than the budget left (half a second at least).
+            read = max(0.5, min(self.http.config.read_timeout, deadline - self.clock()))
+            timeout = (self.http.config.connect_timeout, read)
+            response = self.http.request(
+                method, url, params=params, json=json, headers=outgoing, timeout=timeout
+            )
             rate_limit = RateLimitHeaders.from_headers(response.headers)
             self.limiter.note_headers(api, rate_limit)
             if response.status_code != 429:
                 return response
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
-            if retries >= self.max_retries or wait > self.retry_after_cap:
-                # Waiting less than Retry-After would only earn another 429:
-                # past the cap, the caller is told when to come back instead.
+            delay = wait + self.jitter(wait)
+            out_of_time = self.clock() + delay > deadline
+            if retries >= self.max_retries or wait > self.retry_after_cap or out_of_time:
+                # Waiting less than Retry-After would only earn another 429: past
+                # the cap or the budget, the caller is told when to come back instead.
                 logger.warning(
-                    "%s quota exceeded: giving up after %d retries (Retry-After %g s)",
+                    "%s quota exceeded: giving up after %d retries (Retry-After %g s%s)",
                     api,
                     retries,
                     wait,
+                    ", beyond the time budget" if out_of_time else "",
                 )
+                # Every process holds back, not only this caller.
+                self.limiter.pause(api, delay)
                 raise QuotaExceeded(f"quota of {api} exceeded", retry_after=wait)
-            delay = wait + self.jitter(wait)
             # Every process backs off, not only this one.
             self.limiter.pause(api, delay)
             logger.info(

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from ftauth.core.errors import ApiError, ConsentWithdrawn
+from ftauth.core.errors import ApiError, TokenRejected
 
 from .app_tokens import ApplicationTokens, scope_set
 from .client import error_body
 
 if TYPE_CHECKING:
-    from ftauth.models import LinkedAccount
+    from ftauth.models import Grant
 
 
 class ApplicationCredentials:
@@ -35,30 +35,45 @@ class ApplicationCredentials:
         return ApiError(401, error_body(response))
 
 
-class UserCredentials:
-    """A user's consented token, from the vault.
+class GrantCredentials:
+    """A user's consented token: one grant's, from the vault.
 
-    A 401 is not yet a withdrawal (the token may have expired early): the
-    tokens are refreshed once (``invalid_grant`` there is a withdrawal, acted on
-    by the vault); a 401 on the fresh token is a withdrawal, acted on here.
+    A 401 is not yet a refusal (the token may have expired early): the grant
+    is refreshed once; ``invalid_grant`` there, or a 401 on the fresh token,
+    is :class:`~ftauth.vault.GrantRefused`, which ``ftauth.consent`` judges.
     """
 
-    def __init__(self, account: LinkedAccount) -> None:
-        self.account = account
+    def __init__(self, grant: Grant) -> None:
+        self.grant = grant
 
     def token(self) -> str:
         from ftauth import vault
 
-        return vault.get_account_access_token(self.account)
+        return vault.access_token(self.grant)
 
     def renew(self, rejected: str) -> str:
         from ftauth import crypto, vault
 
-        fresh = vault.refresh_tokens(self.account, force=True)
-        return crypto.decrypt(fresh.access_token_ciphertext)
+        return crypto.decrypt(vault.refresh(self.grant, force=True).access_token_ciphertext)
 
     def refused_again(self, response: requests.Response) -> Exception:
-        from ftauth import consent
+        from ftauth import vault
 
-        consent.withdraw(self.account, reason="an API refused a freshly refreshed token")
-        return ConsentWithdrawn("France Travail refused the user's fresh token")
+        return vault.GrantRefused(self.grant, "401 on a freshly refreshed access token")
+
+
+class TokenCredentials:
+    """A token just received, not stored yet (the sign-in's userinfo call): a 401 on
+    it is an answer, nothing to renew."""
+
+    def __init__(self, access_token: str) -> None:
+        self.access_token = access_token
+
+    def token(self) -> str:
+        return self.access_token
+
+    def renew(self, rejected: str) -> str:
+        raise TokenRejected("the identity server refused the access token it just issued")
+
+    def refused_again(self, response: requests.Response) -> Exception:  # pragma: no cover
+        return TokenRejected("the identity server refused the access token it just issued")

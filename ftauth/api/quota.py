@@ -6,10 +6,14 @@ clients to honour that header and to sequence their calls. Several web
 processes share one quota, so the pacing lives in Django's cache (Redis in
 production): it must be shared, and atomic where it counts.
 
-Pacing: every call reserves a window of one interval (``1 / rate`` seconds)
-on a shared timeline, then sleeps until its window starts. Windows never
-overlap, so calls are spaced by at least one interval whatever the quota
-algorithm on the other side (token bucket, fixed or sliding window). The
+Pacing: every call reserves a window of one interval on a shared timeline,
+then sleeps until its window starts. Windows never overlap, so calls are
+spaced by at least one interval whatever the quota algorithm on the other
+side: a token bucket, or a sliding or fixed one-second window (France Travail
+documents none). The interval is ``1 / rate`` plus ``PACING_MARGIN``: under a
+window limiter, N + 1 calls must span more than a second *as the server sees
+them*, and calls reach it a few milliseconds apart from when they left; the
+margin absorbs up to 3 % of a second of that jitter for 3 % of the throughput. The
 timeline is cut into ticks of a quarter interval, one cache key per tick, and a
 window is its four ticks, each taken with ``cache.add`` (``SET NX`` on Redis:
 exactly one process wins a tick); a caller that finds a tick taken gives back
@@ -39,7 +43,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ftauth.core.errors import QuotaExceeded, TransportError
+from ftauth.core.errors import QuotaExceeded
 
 logger = logging.getLogger("ftauth.api")
 
@@ -51,28 +55,104 @@ TICKS = 4
 TICK_GRACE = 5
 # Attempts between two readings of the shared hint.
 ATTEMPTS_PER_HINT = 8
+# Share of an interval added to it (see the module's docstring).
+PACING_MARGIN = 0.03
+# After the shared cache failed, how long each process paces on its own before
+# trying the shared cache again.
+FALLBACK_SECONDS = 5.0
 
 # (namespace, api) pairs already warned about, so the warning is logged once.
 _warned_rates: set[tuple[str, str]] = set()
 
 
-class SharedCacheUnavailable(TransportError):
-    """The cache that processes share (Redis in production) did not answer."""
+def cache_errors() -> tuple[type[BaseException], ...]:
+    """What a cache backend raises when its server cannot be reached or fails.
 
-
-def shared_cache_call(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a cache operation; a backend failure becomes a typed, transient error.
-
-    Backends raise their own exceptions (redis, pymemcache, database errors);
-    without the shared cache neither the quota nor the shared token can be
-    kept, so the call fails cleanly rather than overrunning the quota.
+    Only these count as "the cache is unavailable": anything else (a
+    ``TypeError``, a bug) is raised as it is, never hidden behind a fallback.
     """
+    from django.db import DatabaseError  # the database cache backend
+
+    errors: list[type[BaseException]] = [OSError, DatabaseError]
     try:
-        return operation(*args, **kwargs)
-    except Exception as exc:
-        raise SharedCacheUnavailable(
-            f"the cache shared by ftauth's processes failed: {type(exc).__name__}"
-        ) from None
+        import redis
+
+        errors.append(redis.RedisError)
+    except ImportError:  # pragma: no cover - redis not installed
+        pass
+    try:
+        from pymemcache.exceptions import MemcacheError
+
+        errors.append(MemcacheError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+class FallbackCache:
+    """The shared cache, or this process's memory while the shared cache fails.
+
+    Without the shared cache there is no shared quota and no shared application
+    token; answering 500 would be worse than pacing alone and asking for a
+    token alone, so each process does that for ``FALLBACK_SECONDS``, then tries
+    the shared cache again. One warning line per outage and process.
+    """
+
+    # Per shared cache (its backend, location and key prefix), for the whole process:
+    # when the shared cache failed, and the local stand-in used meanwhile.
+    _failed_at: dict[tuple, float] = {}
+    _locals: dict[tuple, Any] = {}
+
+    def __init__(self, shared: Any, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.shared = shared
+        self.clock = clock
+        self._id = (
+            type(shared).__qualname__,
+            repr(getattr(shared, "_servers", None)),
+            getattr(shared, "key_prefix", ""),
+        )
+
+    def _local(self) -> Any:
+        local = self._locals.get(self._id)
+        if local is None:
+            from django.core.cache.backends.locmem import LocMemCache
+
+            name = f"ftauth-fallback-{hashlib.sha256(repr(self._id).encode()).hexdigest()[:12]}"
+            local = self._locals.setdefault(self._id, LocMemCache(name, {}))
+        return local
+
+    def _call(self, name: str, *args: Any) -> Any:
+        failed_at = self._failed_at.get(self._id)
+        if failed_at is not None and self.clock() - failed_at < FALLBACK_SECONDS:
+            return getattr(self._local(), name)(*args)
+        try:
+            result = getattr(self.shared, name)(*args)
+        except cache_errors() as exc:
+            if failed_at is None:
+                logger.warning(
+                    "the cache shared by ftauth's processes failed (%s: %s): pacing API calls "
+                    "and keeping application tokens in this process only until it answers",
+                    type(exc).__name__,
+                    exc,
+                )
+            self._failed_at[self._id] = self.clock()
+            return getattr(self._local(), name)(*args)
+        if failed_at is not None:
+            del self._failed_at[self._id]
+            logger.warning("the cache shared by ftauth's processes answers again")
+        return result
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._call("get", key, default)
+
+    def add(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        return self._call("add", key, value, timeout)
+
+    def set(self, key: str, value: Any, timeout: float | None = None) -> None:
+        self._call("set", key, value, timeout)
+
+    def delete(self, key: str) -> Any:
+        return self._call("delete", key)
 
 
 def namespace_for(client_id: str) -> str:
@@ -140,14 +220,16 @@ class RateLimiter:
         rates: Mapping[str, float],
         default_rate: float,
         max_wait: float,
+        margin: float = PACING_MARGIN,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.cache = cache
+        self.cache = cache if isinstance(cache, FallbackCache) else FallbackCache(cache)
         self.namespace = namespace
         self.rates = rates
         self.default_rate = default_rate
         self.max_wait = max_wait
+        self.margin = margin
         self.clock = clock
         self.sleep = sleep
 
@@ -155,22 +237,23 @@ class RateLimiter:
         return float(self.rates.get(api, self.default_rate))
 
     def interval(self, api: str) -> float:
-        """Seconds between two calls to ``api``; 0 when the rate is not limited."""
+        """Seconds between two calls to ``api`` (margin included); 0 when not limited."""
         rate = self.rate(api)
-        return 1.0 / rate if rate > 0 else 0.0
+        return (1.0 + self.margin) / rate if rate > 0 else 0.0
 
     def _key(self, api: str, name: str) -> str:
         return f"{self.namespace}:{api}:{name}"
 
-    def acquire(self, api: str) -> float:
+    def acquire(self, api: str, *, max_wait: float | None = None) -> float:
         """Wait for this process's turn to call ``api``; return the seconds waited.
 
         Raises :class:`QuotaExceeded` when the turn is more than ``max_wait``
-        away, without taking it.
+        (at most the limiter's own) away, without taking it.
         """
+        max_wait = self.max_wait if max_wait is None else min(max_wait, self.max_wait)
         interval = self.interval(api)
         started = self.clock()
-        deadline = started + self.max_wait
+        deadline = started + max_wait
         if interval <= 0:
             return self._wait_out_pause(api, started, deadline)
         tick = interval / TICKS
@@ -178,8 +261,8 @@ class RateLimiter:
             window = self._reserve(api, tick, deadline)
             if window is None:
                 raise QuotaExceeded(
-                    f"no call to {api} possible within {self.max_wait:g} s",
-                    retry_after=self.max_wait,
+                    f"no call to {api} possible within {max_wait:g} s",
+                    retry_after=max_wait,
                 )
             delay = window * tick - self.clock()
             if delay > 0:
@@ -197,7 +280,7 @@ class RateLimiter:
             return 0.0
         if paused_until > deadline:
             raise QuotaExceeded(
-                f"calls to {api} are paused for longer than {self.max_wait:g} s",
+                f"calls to {api} are paused for longer than {deadline - started:g} s",
                 retry_after=paused_until - started,
             )
         self.sleep(paused_until - started)
@@ -215,7 +298,7 @@ class RateLimiter:
         attempts = 0
         while start <= last_start:
             if attempts % ATTEMPTS_PER_HINT == 0:
-                hint = shared_cache_call(self.cache.get, hint_key)
+                hint = self.cache.get(hint_key)
                 if isinstance(hint, int) and hint + TICKS > start:
                     start = hint + TICKS
                     if start > last_start:
@@ -227,19 +310,17 @@ class RateLimiter:
                 # The value is the window's first tick: whoever finds the tick
                 # taken knows where that window ends.
                 ttl = math.ceil(index * tick - now) + TICK_GRACE
-                if shared_cache_call(self.cache.add, self._tick_key(api, index), start, ttl):
+                if self.cache.add(self._tick_key(api, index), start, ttl):
                     taken.append(index)
                     continue
-                owner = shared_cache_call(self.cache.get, self._tick_key(api, index))
+                owner = self.cache.get(self._tick_key(api, index))
                 blocker = owner if isinstance(owner, int) else index - TICKS + 1
                 break
             if blocker is None:
-                shared_cache_call(
-                    self.cache.set, hint_key, start, math.ceil(start * tick - now) + TICK_GRACE
-                )
+                self.cache.set(hint_key, start, math.ceil(start * tick - now) + TICK_GRACE)
                 return start
             for index in taken:
-                shared_cache_call(self.cache.delete, self._tick_key(api, index))
+                self.cache.delete(self._tick_key(api, index))
             # Every window starting before the blocking one ends overlaps it.
             start = max(start + 1, blocker + TICKS)
         return None
@@ -248,7 +329,7 @@ class RateLimiter:
         return self._key(api, f"tick:{index}")
 
     def _paused_until(self, api: str) -> float | None:
-        value = shared_cache_call(self.cache.get, self._key(api, "pause"))
+        value = self.cache.get(self._key(api, "pause"))
         return float(value) if isinstance(value, int | float) else None
 
     def pause(self, api: str, seconds: float) -> float:
@@ -262,19 +343,19 @@ class RateLimiter:
         key = self._key(api, "pause")
         current = self._paused_until(api)
         if current is None or current < until:
-            shared_cache_call(self.cache.set, key, until, math.ceil(seconds) + TICK_GRACE)
+            self.cache.set(key, until, math.ceil(seconds) + TICK_GRACE)
         return until
 
     def note_headers(self, api: str, rate_limit: RateLimitHeaders | None) -> None:
         """Act on the ``X-Ratelimit-*`` headers of an answer.
 
-        No call left in the bucket: hold the next call for one interval, even if
-        its window came sooner (another process's late call may have used it).
+        ``Remaining: 0`` is not acted on: under a window limiter it is what every
+        call says once the quota is used at its rate, and holding the next call
+        then cost a third of the throughput. The schedule already spaces calls;
+        a 429, if one comes, pauses everyone.
         """
         if rate_limit is None:
             return
-        if rate_limit.remaining == 0:
-            self.pause(api, self.interval(api))
         lower = rate_limit.replenish_rate and rate_limit.replenish_rate < self.rate(api)
         if lower and (self.namespace, api) not in _warned_rates:
             _warned_rates.add((self.namespace, api))

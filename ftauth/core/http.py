@@ -6,17 +6,22 @@ is a loopback address (the sandbox, tests), the TLS handshake refuses anything
 older than 1.2, timeouts are always bounded, redirects are never followed (a
 token endpoint that redirects is a misconfiguration, and following it could
 downgrade to plain HTTP), and only idempotent requests are retried, only on
-connection errors, with backoff.
+connection errors, with backoff (urllib3's ``Retry``).
+
+Everything costly is done once per process: one TLS context, one session and
+one keep-alive connection pool shared by every thread (a new TLS connection
+to France Travail costs round trips a pooled one does not).
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
+import http.cookiejar
 import ipaddress
 import logging
 import math
 import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,8 +30,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
+from urllib3.exceptions import LocationParseError, MaxRetryError, ReadTimeoutError
+from urllib3.util import Retry, parse_url
 
 from .errors import InsecureTransport, QuotaExceeded, TransportError
 
@@ -140,6 +145,20 @@ def raise_for_transient(response: requests.Response, what: str) -> None:
         raise TransportError(f"{what} answered {response.status_code}", status=response.status_code)
 
 
+@functools.lru_cache(maxsize=8)
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The process's TLS context for ``ca_file``: built once, shared by every thread.
+
+    Building a context loads the whole CA bundle (milliseconds of CPU); doing it
+    per thread or per request showed up as half of a callback's time. A context
+    is safe to share between threads once configured. A changed CA file needs a
+    restart (or ``tls_context.cache_clear()``).
+    """
+    context = ssl.create_default_context(cafile=ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 class TLS12Adapter(HTTPAdapter):
     """An adapter whose TLS context refuses protocol versions older than 1.2."""
 
@@ -148,9 +167,7 @@ class TLS12Adapter(HTTPAdapter):
         super().__init__(*args, **kwargs)
 
     def _context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self._ca_file)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
+        return tls_context(self._ca_file)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["ssl_context"] = self._context()
@@ -161,6 +178,66 @@ class TLS12Adapter(HTTPAdapter):
         return super().proxy_manager_for(*args, **kwargs)
 
 
+class IdempotentRetry(Retry):
+    """urllib3's retries, held to ftauth's rules.
+
+    urllib3 retries a failed connection whatever the method; ftauth retries
+    nothing but idempotent methods (a token request is never sent twice). A
+    read timeout is never retried: the server may have acted on the request,
+    and the timeout is the bound a caller was promised. ``sleep`` is injectable
+    for tests (urllib3 calls :func:`time.sleep` itself).
+    """
+
+    def __init__(self, *args: Any, sleep: Callable[[float], None] = time.sleep, **kwargs: Any):
+        self._sleep = sleep
+        super().__init__(*args, **kwargs)
+
+    def new(self, **kw: Any) -> IdempotentRetry:
+        retry = super().new(**kw)
+        retry._sleep = self._sleep
+        return retry
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> IdempotentRetry:
+        if isinstance(error, ReadTimeoutError):
+            raise error  # requests turns it into its ReadTimeout
+        if error is not None and not self._is_method_retryable(method or ""):
+            # The shape urllib3 gives an exhausted retry: requests maps it by its reason.
+            raise MaxRetryError(_pool, url or "", error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def _sleep_backoff(self) -> None:
+        backoff = self.get_backoff_time()
+        if backoff > 0:
+            self._sleep(backoff)
+
+
+def _retry_policy(config: HttpConfig, sleep: Callable[[float], None]) -> IdempotentRetry:
+    return IdempotentRetry(
+        total=config.retries,
+        connect=config.retries,
+        read=config.retries,
+        # No answer is retried: a 429 or a 5xx is the caller's to interpret, and
+        # a redirect is returned as it is (requests does not follow it either).
+        status=0,
+        other=0,
+        redirect=0,
+        raise_on_redirect=False,
+        raise_on_status=False,
+        respect_retry_after_header=False,
+        allowed_methods=IDEMPOTENT_METHODS,
+        backoff_factor=config.backoff,
+        sleep=sleep,
+    )
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     connect_timeout: float = 5.0
@@ -168,10 +245,18 @@ class HttpConfig:
     retries: int = 2
     backoff: float = 0.2
     ca_file: str | None = None
+    # Keep-alive connections kept per host; more threads than this still get a
+    # connection, it is just not kept afterwards.
+    pool_size: int = 16
 
 
 class HttpClient:
-    """A thread-safe HTTP client: one ``requests.Session`` per thread."""
+    """A thread-safe HTTP client: one session and one connection pool for every thread.
+
+    urllib3's pool is thread-safe; the ``requests.Session`` around it is only
+    read after it is built here, and it keeps no cookies (a cookie set by one
+    user's token exchange must never ride along another user's request).
+    """
 
     def __init__(
         self,
@@ -180,22 +265,25 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config or HttpConfig()
-        self._local = threading.local()
-        self._sleep = sleep
+        session = requests.Session()
+        session.trust_env = False  # no proxy or .netrc credentials picked up silently
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        retry = _retry_policy(self.config, sleep)
+        pool = {"pool_connections": self.config.pool_size, "pool_maxsize": self.config.pool_size}
+        session.mount(
+            "https://", TLS12Adapter(ca_file=self.config.ca_file, max_retries=retry, **pool)
+        )
+        session.mount("http://", HTTPAdapter(max_retries=retry, **pool))
+        if self.config.ca_file:
+            # The CA file replaces the public bundle: without this, requests
+            # would load certifi's bundle into the context as well.
+            session.verify = self.config.ca_file
+        session.headers["User-Agent"] = USER_AGENT
+        self._session = session
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # no proxy or .netrc credentials picked up silently
-            session.mount("https://", TLS12Adapter(ca_file=self.config.ca_file))
-            if self.config.ca_file:
-                # The CA file replaces the public bundle: without this, requests
-                # would load certifi's bundle into the context as well.
-                session.verify = self.config.ca_file
-            session.headers["User-Agent"] = USER_AGENT
-            self._local.session = session
-        return session
+    def close(self) -> None:
+        """Close the pooled connections (a new request opens new ones)."""
+        self._session.close()
 
     def request(
         self,
@@ -211,41 +299,33 @@ class HttpClient:
         """Send one request; raise :class:`TransportError` when no answer comes.
 
         Any HTTP status is returned as is: the caller knows what it means.
+        Connection failures of idempotent requests are retried by the adapter
+        (:class:`IdempotentRetry`) before an error comes out here.
         """
         check_secure_url(url)
-        method = method.upper()
-        attempts = 1 + (self.config.retries if method in IDEMPOTENT_METHODS else 0)
         timeout = timeout or (self.config.connect_timeout, self.config.read_timeout)
         host = urlsplit(url).hostname
-        for attempt in range(attempts):
-            try:
-                return self._session().request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    json=json,
-                    headers=dict(headers or {}),
-                    timeout=timeout,
-                    allow_redirects=False,
-                )
-            except requests.exceptions.SSLError as exc:
-                # Certificate or protocol version refused: retrying would not help.
-                raise TransportError(
-                    f"TLS handshake with {host} failed: {_ssl_reason(exc)}"
-                ) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout):
-                # ConnectTimeout is a ConnectionError; a read timeout is not retried
-                # below, as the server may have acted on the request.
-                if attempt + 1 < attempts:
-                    self._sleep(self.config.backoff * (2**attempt))
-                    continue
-                raise TransportError(f"could not connect to {host}") from None
-            except requests.exceptions.Timeout:
-                raise TransportError(f"{host} did not answer in time") from None
-            except requests.exceptions.RequestException as exc:
-                raise TransportError(f"request to {host} failed: {type(exc).__name__}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._session.request(
+                method.upper(),
+                url,
+                params=params,
+                data=data,
+                json=json,
+                headers=dict(headers or {}),
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as exc:
+            # Certificate or protocol version refused: retrying would not help.
+            raise TransportError(f"TLS handshake with {host} failed: {_ssl_reason(exc)}") from None
+        except requests.exceptions.ConnectionError:
+            # ConnectTimeout is a ConnectionError too.
+            raise TransportError(f"could not connect to {host}") from None
+        except requests.exceptions.Timeout:
+            raise TransportError(f"{host} did not answer in time") from None
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(f"request to {host} failed: {type(exc).__name__}") from None
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", url, **kwargs)

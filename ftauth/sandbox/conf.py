@@ -1,6 +1,6 @@
 """The sandbox's settings, read from ``settings.FTAUTH_SANDBOX`` at every use.
 
-Read at request time, never cached: tests switch tamper modes and lifetimes
+Read at request time, never cached: tests switch hooks and lifetimes
 with ``override_settings`` on a live server running in the same process.
 ``settings.FTAUTH_SANDBOX`` is optional; a non-dict value (the demo site uses
 a boolean of that name to switch the sandbox on) counts as "no options".
@@ -14,50 +14,27 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
-# Each name makes the sandbox misbehave one way, so that a client's defences
-# can be tested over real HTTP (see docs in the module ``tamper``).
-TAMPER_MODES = frozenset(
-    {
-        "iss_param_wrong",
-        "iss_param_missing",
-        "client_id_param_wrong",
-        "id_token_wrong_iss",
-        "id_token_wrong_aud",
-        "id_token_multi_aud_no_azp",
-        "id_token_wrong_azp",
-        "id_token_expired",
-        "id_token_iat_future",
-        "id_token_too_old",
-        "id_token_wrong_nonce",
-        "token_response_wrong_nonce",
-        "id_token_no_sub",
-        "id_token_bad_signature",
-        "id_token_alg_none",
-        "id_token_hs256",
-        "id_token_unknown_kid",
-        "userinfo_wrong_sub",
-        "token_endpoint_500",
-        "token_endpoint_429",
-        "token_endpoint_slow",
-        "token_endpoint_not_json",
-    }
-)
+from .hooks import NO_HOOKS, SandboxHooks
+from .quota import ALGORITHMS
 
 KNOWN_KEYS = frozenset(
     {
         "CLIENTS",
         "QUOTA_PER_SECOND",
+        "QUOTA_ALGORITHM",
         "CODE_LIFETIME",
         "ACCESS_TOKEN_LIFETIME",
         "ID_TOKEN_LIFETIME",
-        "TAMPER",
-        "SLOW_SECONDS",
+        "HOOKS",
         "ALLOW_WITHOUT_DEBUG",
         "RETIRED_KEY_TTL",
         "BACKCHANNEL_TIMEOUT",
         "ROTATE_REFRESH_TOKENS",
         "REDIRECT_HOSTS",
+        "END_SESSION_REVOKES_GRANT",
+        "BACKCHANNEL_ON_END_SESSION",
     }
 )
 
@@ -67,13 +44,15 @@ class SandboxSettings:
     clients: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
     # France Travail's per-application quota (Offres d'emploi: 4 calls/s).
     quota_per_second: float = 4.0
+    # How the quota is counted (France Travail does not say): see ftauth.sandbox.quota.
+    quota_algorithm: str = "token_bucket"
     code_lifetime: int = 60
     # France Travail answers expires_in=1499 (about 25 minutes).
     access_token_lifetime: int = 1499
     # 2 h 30, the ID token lifetime announced by France Travail.
     id_token_lifetime: int = 9000
-    tamper: frozenset[str] = frozenset()
-    slow_seconds: float = 3.0
+    # Extension points for tests of a client's defences (see ``hooks``).
+    hooks: SandboxHooks = field(default=NO_HOOKS, repr=False)
     allow_without_debug: bool = False
     # How long a retired signing key stays in the JWKS after a rotation.
     retired_key_ttl: int = 24 * 3600
@@ -82,11 +61,33 @@ class SandboxSettings:
     rotate_refresh_tokens: bool = True
     # Hosts, besides loopback addresses, the default client may redirect to.
     redirect_hosts: tuple[str, ...] = ("localhost", "testserver")
+    # What ending a login session at the server does to the application's
+    # grant is not documented by France Travail: by default nothing (the
+    # tokens go on working); the variants of other real servers are settings.
+    end_session_revokes_grant: bool = False
+    backchannel_on_end_session: bool = False
 
 
 def _raw() -> Mapping[str, Any]:
     raw = getattr(django_settings, "FTAUTH_SANDBOX", None)
     return raw if isinstance(raw, Mapping) else {}
+
+
+def _hooks(value: Any) -> SandboxHooks:
+    """A :class:`SandboxHooks` instance, given as such or by its dotted path."""
+    if value is None:
+        return NO_HOOKS
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"FTAUTH_SANDBOX['HOOKS']: {exc}") from None
+    if not isinstance(value, SandboxHooks):
+        raise ImproperlyConfigured(
+            "FTAUTH_SANDBOX['HOOKS'] must be a SandboxHooks instance or its dotted path, "
+            f"not {value!r}"
+        )
+    return value
 
 
 def get_sandbox_settings() -> SandboxSettings:
@@ -95,28 +96,24 @@ def get_sandbox_settings() -> SandboxSettings:
     unknown = set(raw) - KNOWN_KEYS
     if unknown:
         raise ImproperlyConfigured(f"FTAUTH_SANDBOX has unknown keys: {', '.join(sorted(unknown))}")
-    tamper = raw.get("TAMPER") or ()
-    if isinstance(tamper, str):
-        tamper = tamper.replace(",", " ").split()
-    tamper = frozenset(tamper)
-    if tamper - TAMPER_MODES:
-        unknown_modes = ", ".join(sorted(tamper - TAMPER_MODES))
-        raise ImproperlyConfigured(
-            f"FTAUTH_SANDBOX['TAMPER'] has unknown modes: {unknown_modes}; "
-            f"known modes: {', '.join(sorted(TAMPER_MODES))}"
-        )
     defaults = SandboxSettings()
+    algorithm = str(raw.get("QUOTA_ALGORITHM", defaults.quota_algorithm))
+    if algorithm not in ALGORITHMS:
+        raise ImproperlyConfigured(
+            f"FTAUTH_SANDBOX['QUOTA_ALGORITHM'] is {algorithm!r}; "
+            f"choose one of {', '.join(sorted(ALGORITHMS))}"
+        )
     try:
         return SandboxSettings(
             clients=tuple(raw.get("CLIENTS") or ()),
             quota_per_second=float(raw.get("QUOTA_PER_SECOND", defaults.quota_per_second)),
+            quota_algorithm=algorithm,
             code_lifetime=int(raw.get("CODE_LIFETIME", defaults.code_lifetime)),
             access_token_lifetime=int(
                 raw.get("ACCESS_TOKEN_LIFETIME", defaults.access_token_lifetime)
             ),
             id_token_lifetime=int(raw.get("ID_TOKEN_LIFETIME", defaults.id_token_lifetime)),
-            tamper=tamper,
-            slow_seconds=float(raw.get("SLOW_SECONDS", defaults.slow_seconds)),
+            hooks=_hooks(raw.get("HOOKS")),
             allow_without_debug=bool(raw.get("ALLOW_WITHOUT_DEBUG", False)),
             retired_key_ttl=int(raw.get("RETIRED_KEY_TTL", defaults.retired_key_ttl)),
             backchannel_timeout=float(raw.get("BACKCHANNEL_TIMEOUT", defaults.backchannel_timeout)),
@@ -124,14 +121,11 @@ def get_sandbox_settings() -> SandboxSettings:
                 raw.get("ROTATE_REFRESH_TOKENS", defaults.rotate_refresh_tokens)
             ),
             redirect_hosts=tuple(raw.get("REDIRECT_HOSTS", defaults.redirect_hosts)),
+            end_session_revokes_grant=bool(raw.get("END_SESSION_REVOKES_GRANT", False)),
+            backchannel_on_end_session=bool(raw.get("BACKCHANNEL_ON_END_SESSION", False)),
         )
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"FTAUTH_SANDBOX has an invalid value: {exc}") from None
-
-
-def tampered(mode: str) -> bool:
-    """True when the tamper ``mode`` is switched on now."""
-    return mode in get_sandbox_settings().tamper
 
 
 def check_debug_allowed(settings: Any = django_settings) -> None:

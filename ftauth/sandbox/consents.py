@@ -1,17 +1,23 @@
-"""Consent withdrawal: what a persona does on "Mes consentements".
+"""Consent withdrawal (what a persona does on "Mes consentements"), and the
+back-channel logout tokens the sandbox can send.
 
 Withdrawing revokes at once every access and refresh token of that
-(persona, application) and every code not yet exchanged. France Travail sends
-no signal on withdrawal; the sandbox, like an identity server implementing
-OpenID Connect Back-Channel Logout 1.0, also POSTs a logout token to the
-application's back-channel logout URI, once per session (``sid``). Delivery
-is best effort: bounded timeouts, failures logged and reported, never raised.
+(persona, application) and every code not yet exchanged, and, as France
+Travail documents, sends no signal: the application finds out when its
+tokens stop working.
+
+Back-channel logout (OpenID Connect Back-Channel Logout 1.0) is something
+France Travail's documentation does not mention; servers that implement it
+send it when a session ends at the server. The sandbox does so only when
+``FTAUTH_SANDBOX["BACKCHANNEL_ON_END_SESSION"]`` asks (see ``end_session``).
+Delivery is best effort: bounded timeouts, failures logged and reported,
+never raised.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -45,11 +51,10 @@ class LogoutDelivery:
 class Withdrawal:
     withdrawn: bool
     revoked_tokens: int
-    deliveries: list[LogoutDelivery] = field(default_factory=list)
 
 
 def withdraw_consent(persona_sub: str, client_id: str) -> Withdrawal:
-    """Withdraw ``persona_sub``'s consent to ``client_id``, revoke, notify."""
+    """Withdraw ``persona_sub``'s consent to ``client_id`` and revoke its tokens at once."""
     now = timezone.now()
     with transaction.atomic():
         withdrawn = Consent.objects.filter(
@@ -58,20 +63,37 @@ def withdraw_consent(persona_sub: str, client_id: str) -> Withdrawal:
         live = IssuedToken.objects.filter(
             persona_sub=persona_sub, client_id=client_id, revoked_at__isnull=True
         )
-        sessions = set(live.values_list("realm", "issuer", "backchannel_logout_uri", "sid"))
         revoked = live.update(revoked_at=now)
         AuthorizationCode.objects.filter(
             persona_sub=persona_sub, client_id=client_id, used_at__isnull=True
         ).update(used_at=now)
-    deliveries = [
-        _send_logout_token(realm, issuer, uri, client_id, persona_sub, sid)
-        for realm, issuer, uri, sid in sorted(sessions)
+    return Withdrawal(bool(withdrawn), revoked)
+
+
+def end_login_session(sid: str, client_id: str) -> list[LogoutDelivery]:
+    """What the server does to ``client_id``'s grant when the login session ``sid`` ends.
+
+    France Travail's behaviour is not documented; the variants real servers
+    show are settings, so that clients can be tested under each:
+    ``END_SESSION_REVOKES_GRANT`` (certified servers such as oidc-provider
+    revoke the tokens issued in that session) and ``BACKCHANNEL_ON_END_SESSION``
+    (a logout token with ``sid`` to the client's back-channel URI).
+    """
+    conf = get_sandbox_settings()
+    tokens = IssuedToken.objects.filter(sid=sid, client_id=client_id, revoked_at__isnull=True)
+    sessions = set(tokens.values_list("realm", "issuer", "backchannel_logout_uri", "persona_sub"))
+    if conf.end_session_revokes_grant:
+        tokens.update(revoked_at=timezone.now())
+    if not conf.backchannel_on_end_session:
+        return []
+    return [
+        send_logout_token(realm, issuer, uri, client_id, sub, sid)
+        for realm, issuer, uri, sub in sorted(sessions)
         if uri
     ]
-    return Withdrawal(bool(withdrawn), revoked, deliveries)
 
 
-def _send_logout_token(
+def send_logout_token(
     realm: str, issuer: str, uri: str, client_id: str, sub: str, sid: str
 ) -> LogoutDelivery:
     client = get_client(client_id)

@@ -37,11 +37,11 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from .clients import SandboxClient, get_client
-from .conf import get_sandbox_settings, tampered
+from .conf import get_sandbox_settings
 from .directory import APPLICATION_SCOPES, get_persona, is_known_user_scope
-from .jwts import OTHER_CLIENT, build_id_token
+from .jwts import build_id_token
 from .models import AuthorizationCode, Consent, IssuedToken, LoginSession, digest
-from .site import RealmSite, issuer_for
+from .site import RealmSite
 
 
 class _FormPayload(DjangoOAuth2Payload):
@@ -121,15 +121,11 @@ class AuthorizationCodeGrant(_RealmScopes, grants.AuthorizationCodeGrant):
         status, body, headers = super().create_authorization_response(redirect_uri, grant_user)
         location = dict(headers)["Location"]
         site = self.request.site
-        params = []
         # RFC 9207; France Travail also sends client_id.
-        if tampered("iss_param_wrong"):
-            other = "employeur" if site.realm == "individu" else "individu"
-            params.append(("iss", issuer_for(site.base, other)))
-        elif not tampered("iss_param_missing"):
-            params.append(("iss", site.issuer))
-        client_id = OTHER_CLIENT if tampered("client_id_param_wrong") else self.client.client_id
-        params.append(("client_id", client_id))
+        params = [("iss", site.issuer), ("client_id", self.client.client_id)]
+        params = get_sandbox_settings().hooks.authorization_params(
+            params, site=site, client=self.client
+        )
         return status, body, [("Location", add_params_to_uri(location, params))]
 
     def save_authorization_code(self, code: str, request: SandboxRequest) -> None:
@@ -272,11 +268,7 @@ class SandboxOpenIDCode(OpenIDCode):
             )
         if code.nonce:
             # France Travail repeats the nonce at the top of the token response.
-            token["nonce"] = (
-                f"tampered-{secrets.token_urlsafe(8)}"
-                if tampered("token_response_wrong_nonce")
-                else code.nonce
-            )
+            token["nonce"] = code.nonce
         return token
 
 

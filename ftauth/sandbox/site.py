@@ -9,10 +9,12 @@ The issuer carries an explicit port, like France Travail's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from django.http import HttpRequest
 from django.urls import reverse
+
+from ftauth.core.realms import Realm, build_realm, default_issuer
 
 from .directory import API_HOST
 
@@ -28,17 +30,17 @@ def api_base(request: HttpRequest) -> str:
 
 
 def issuer_for(base: str, realm: str) -> str:
-    parts = urlsplit(base)
-    netloc = parts.netloc
-    if parts.port is None:
-        netloc = f"{netloc}:{443 if parts.scheme == 'https' else 80}"
-    root = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    return f"{root}/connexion/oauth2/realms/root/realms/{realm}"
+    return default_issuer(base, realm)
 
 
 @dataclass(frozen=True)
 class RealmSite:
-    """One realm as served to the current request."""
+    """One realm as served to the current request.
+
+    Its URLs are France Travail's layout beneath the served host, built by the
+    same code that ftauth uses to reach a real server (``ftauth.core.realms``):
+    one description of the paths, for both sides.
+    """
 
     realm: str
     host: str
@@ -46,8 +48,12 @@ class RealmSite:
     api: str
 
     @property
+    def layout(self) -> Realm:
+        return build_realm(self.realm, {"server": self.base}, self.api)
+
+    @property
     def issuer(self) -> str:
-        return issuer_for(self.base, self.realm)
+        return self.layout.issuer
 
     @property
     def realm_param(self) -> str:
@@ -55,27 +61,23 @@ class RealmSite:
 
     @property
     def authorization_endpoint(self) -> str:
-        return f"{self.base}/connexion/oauth2/authorize"
+        return self.layout.authorize_url
 
     @property
     def token_endpoint(self) -> str:
-        return f"{self.base}/connexion/oauth2/access_token?realm={self.realm_param}"
+        return self.layout.token_url
 
     @property
     def jwks_uri(self) -> str:
-        return f"{self.base}/connexion/oauth2/connect/jwk_uri?realm=/{self.realm}"
+        return self.layout.jwks_url
 
     @property
     def end_session_endpoint(self) -> str:
-        return f"{self.base}/compte/deconnexion"
+        return self.layout.end_session_url
 
     @property
     def userinfo_endpoint(self) -> str:
-        path = {
-            "individu": "partenaire/peconnect-individu/v1/userinfo",
-            "employeur": "partenaire/peconnect-entreprise/v1/userinfo",
-        }.get(self.realm)
-        return f"{self.api}/{path}" if path else ""
+        return self.layout.userinfo_url
 
 
 def realm_site(request: HttpRequest, host: str, realm: str) -> RealmSite:

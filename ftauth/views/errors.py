@@ -184,3 +184,17 @@ def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpRespo
     if retry_after:
         response["Retry-After"] = str(math.ceil(retry_after))
     return response
+
+
+def service_unavailable(request: HttpRequest, action: str, exc: Exception) -> HttpResponse:
+    """A database (or session store) failure outside the sign-in: nothing was
+    changed, and the same action can be tried again."""
+    logger.error("%s failed, nothing changed: %s: %s", action, type(exc).__name__, exc)
+    return error_page(
+        request,
+        title=str(_("Service indisponible")),
+        message=str(
+            _("Le service est momentanément indisponible. Rien n'a été modifié : réessayez.")
+        ),
+        status=503,
+    )

@@ -10,49 +10,37 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_required
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import audit, crypto, vault
+from .. import audit, crypto, lifecycle, sessions, vault
 from ..conf import get_settings
-from ..consent import ConsentCheck, check_consent
 from ..core.errors import FTAuthError, TokenValidationError
-from ..core.logout_token import validate_logout_claims
-from ..models import AccountSession, AuditEvent, ConsumedLogoutToken, LinkedAccount
+from ..core.logout_token import LogoutRequest, validate_logout_claims
+from ..models import AccountSession, AuditEvent, ConsumedLogoutToken, Grant, LinkedAccount
 from ..names import realm_label
 from ..provider import get_provider
-from ..sessions import (
-    ENDED_REALM_KEY,
-    ENDED_SIGNED_OUT,
-    SESSION_KEY,
-    end_sessions,
-    session_marker,
-)
+from ..redirects import safe_url
+from ..sessions import ENDED_REALM_KEY, SESSION_KEY, session_marker
+from .errors import service_unavailable
 
 logger = logging.getLogger("ftauth.session")
-
-
-def _safe_url(request: HttpRequest, url: str | None, default: str) -> str:
-    if url and url_has_allowed_host_and_scheme(
-        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return url
-    return default
 
 
 @require_http_methods(["GET", "POST"])
 @csrf_protect
 @never_cache
 def logout(request: HttpRequest) -> HttpResponse:
-    """End the Django session, then France Travail's (end-session URL).
+    """Sign this device out: end this session, forget its grant's tokens, then
+    go through France Travail's end-session URL with this grant's ID token.
 
+    The user's other devices stay signed in: they have grants of their own.
     Only a POST signs out (a link or an image must not); a GET, from a typed
     or bookmarked address, shows the sign-out form.
     France Travail calls the return parameter ``redirect_uri`` (not the
@@ -61,20 +49,28 @@ def logout(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "ftauth/logout.html")
     conf = get_settings()
-    after = _safe_url(request, resolve_url(conf.logout_redirect_url), "/")
+    after = safe_url(request, resolve_url(conf.logout_redirect_url), "/")
     end_session_url, id_token = "", ""
     marker = session_marker(request)
-    if marker and request.user.is_authenticated:
-        account = LinkedAccount.objects.filter(pk=marker.get("account"), user=request.user).first()
-        realm = conf.realms.get(account.realm) if account else None
-        if account is not None and realm is not None:
-            end_session_url = realm.end_session_url
-            try:
-                id_token = vault.get_id_token(account)
-            except crypto.TokenDecryptionError:
-                logger.error("sign-out without id_token_hint: %s", "token key missing")
-            audit.record(AuditEvent.Kind.SIGNED_OUT, account)
-    auth_logout(request)  # also drops the session's registry row (signals.py)
+    try:
+        if marker and request.user.is_authenticated:
+            row = (
+                AccountSession.objects.select_related("account", "grant")
+                .filter(sid=marker.get("sid"), account__user=request.user)
+                .first()
+            )
+            realm = conf.realms.get(row.account.realm) if row is not None else None
+            if realm is not None:
+                end_session_url = realm.end_session_url
+                try:
+                    id_token = vault.get_id_token(row.grant)
+                except crypto.TokenDecryptionError:
+                    logger.error("sign-out without id_token_hint: %s", "token key missing")
+        # Forgets this session's grant (signals.py: lifecycle.sign_out_session) in
+        # one transaction, before the session is flushed.
+        auth_logout(request)
+    except DatabaseError as exc:
+        return service_unavailable(request, "sign-out", exc)
     if not end_session_url:
         return HttpResponseRedirect(after)
     params = {"redirect_uri": request.build_absolute_uri(after)}
@@ -111,7 +107,7 @@ def backchannel_logout(request: HttpRequest, realm: str) -> HttpResponse:
             client_id=conf.client_id,
             leeway=conf.clock_leeway,
         )
-        _remember_jti(logout_request.issuer, logout_request.jti, logout_request.remember_until)
+        ended = _logout_named_grants(realm, logout_request)
     except TokenValidationError as exc:
         logger.warning("back-channel logout token refused on realm %s: %s", realm, exc.rule)
         return _logout_error(f"logout token refused ({exc.rule})")
@@ -119,7 +115,15 @@ def backchannel_logout(request: HttpRequest, realm: str) -> HttpResponse:
         # The keys could not be fetched: the logout did not happen (section 2.8: 400).
         logger.warning("back-channel logout on realm %s failed: %s", realm, type(exc).__name__)
         return _logout_error("logout failed, try again later")
-    ended = _end_named_sessions(realm, logout_request.sub, logout_request.sid)
+    except DatabaseError as exc:
+        # Nothing was ended and the jti stays unused: the retry will succeed.
+        logger.error(
+            "back-channel logout on realm %s failed: %s: %s", realm, type(exc).__name__, exc
+        )
+        response = JsonResponse({"error": "temporarily_unavailable"}, status=503)
+        response["Cache-Control"] = "no-store"
+        response["Retry-After"] = "5"
+        return response
     response = HttpResponse(status=200)
     response["Cache-Control"] = "no-store"
     logger.info("back-channel logout on realm %s ended %d session(s)", realm, ended)
@@ -137,27 +141,37 @@ def _remember_jti(issuer: str, jti: str, until: float) -> None:
         raise TokenValidationError("jti_replay", "logout token already used") from None
 
 
-def _end_named_sessions(realm: str, sub: str | None, sid: str | None) -> int:
-    if sub is not None:
-        accounts = list(LinkedAccount.objects.filter(realm=realm, sub=sub))
-    else:
-        account_ids = AccountSession.objects.filter(account__realm=realm, op_sid=sid).values(
-            "account_id"
-        )
-        accounts = list(LinkedAccount.objects.filter(pk__in=account_ids))
-    ended = 0
-    for account in accounts:
-        # An identity server also sends logout tokens when the user withdraws
-        # consent (the sandbox does; France Travail sends none): ask with the
-        # user's token, so a withdrawal is acted on now and shown as such.
-        if check_consent(account) is ConsentCheck.WITHDRAWN:
-            audit.record(AuditEvent.Kind.BACKCHANNEL_LOGOUT, account, consent="withdrawn")
-            continue  # withdraw() ended every session of the account
-        # With a sid, only that identity-server session; with sub alone, all of them.
-        count = end_sessions(account, reason=ENDED_SIGNED_OUT, op_sid=sid)
-        audit.record(AuditEvent.Kind.BACKCHANNEL_LOGOUT, account, sessions=count)
-        ended += count
-    return ended
+def _logout_named_grants(realm: str, request: LogoutRequest) -> int:
+    """End the grants a valid logout token names, recording its ``jti`` in the same
+    transaction: if anything fails, nothing is ended and the ``jti`` stays unused,
+    so the identity server's retry succeeds. No call to France Travail.
+
+    With a ``sid``, only the grants of that identity-server session (and of
+    ``sub``, when given); with ``sub`` alone, every grant of the identity.
+    """
+    grants = Grant.objects.filter(account__realm=realm).select_related("account")
+    if request.sid is not None:
+        grants = grants.filter(op_sid=request.sid)
+    if request.sub is not None:
+        grants = grants.filter(account__sub=request.sub)
+    ended: list[tuple[LinkedAccount, lifecycle.Ended]] = []
+    with transaction.atomic():
+        _remember_jti(request.issuer, request.jti, request.remember_until)
+        by_account: dict[int, tuple[LinkedAccount, list[int]]] = {}
+        for grant in grants:
+            by_account.setdefault(grant.account_id, (grant.account, []))[1].append(grant.pk)
+        for account, grant_ids in by_account.values():
+            result = lifecycle.forget(account, grant_ids)
+            audit.record(
+                AuditEvent.Kind.BACKCHANNEL_LOGOUT,
+                account,
+                grants=result.grants,
+                sessions=result.rows,
+            )
+            ended.append((account, result))
+    for _account, result in ended:
+        sessions.tombstone(result.sessions, sessions.ENDED_SIGNED_OUT)
+    return sum(result.rows for _account, result in ended)
 
 
 @login_required
@@ -165,11 +179,10 @@ def _end_named_sessions(realm: str, sub: str | None, sid: str | None) -> int:
 @never_cache
 def account(request: HttpRequest) -> HttpResponse:
     """The France Travail identities linked to the signed-in user, with an unlink form."""
-    accounts = LinkedAccount.objects.filter(user=request.user).select_related("token_set")
     identities = []
-    for item in accounts.order_by("realm"):
-        status = vault.token_status(item)
-        identities.append({"account": item, "status": status, "status_label": status_label(status)})
+    for item in LinkedAccount.objects.filter(user=request.user).order_by("realm"):
+        status = vault.account_status(item, vault.session_grant(request, item))
+        identities.append({"account": item, "status": status, "status_label": status.label})
     return render(
         request,
         "ftauth/account.html",
@@ -177,37 +190,26 @@ def account(request: HttpRequest) -> HttpResponse:
     )
 
 
-def status_label(status: vault.TokenStatus) -> str:
-    labels = {
-        vault.TokenStatus.VALID: _("valides"),
-        vault.TokenStatus.EXPIRING: _("bientôt expirés"),
-        vault.TokenStatus.EXPIRED: _("expirés"),
-        vault.TokenStatus.WITHDRAWN: _("consentement retiré"),
-        vault.TokenStatus.NONE: _("aucun jeton"),
-    }
-    return labels[status]
-
-
 @login_required
 @require_POST
 @csrf_protect
 def unlink(request: HttpRequest, realm: str) -> HttpResponse:
-    """Unlink one France Travail identity: its tokens are forgotten, the user stays.
+    """Unlink one France Travail identity: every grant forgotten, the user stays.
 
-    Other sessions signed in through that identity end (their consent can no
-    longer be checked); this one stays signed in.
+    The other sessions signed in through that identity end (their consent can
+    no longer be checked); this one stays signed in, as the same user.
     """
     account = LinkedAccount.objects.filter(user=request.user, realm=realm).first()
     if account is None:
         raise Http404
     marker = session_marker(request)
     current_sid = marker.get("sid") if marker and marker.get("account") == account.pk else None
-    vault.forget_tokens(account)
-    ended = end_sessions(account, reason=ENDED_SIGNED_OUT, except_sid=current_sid)
-    audit.record(AuditEvent.Kind.UNLINKED, account, sessions=ended)
+    try:
+        lifecycle.remove_account(account, kind=AuditEvent.Kind.UNLINKED, keep_sid=current_sid)
+    except DatabaseError as exc:
+        return service_unavailable(request, "unlink", exc)
     if current_sid:
         del request.session[SESSION_KEY]
-    account.delete()
     messages.success(
         request,
         _("Votre identité France Travail (%(realm)s) n'est plus liée à ce compte.")
@@ -215,7 +217,7 @@ def unlink(request: HttpRequest, realm: str) -> HttpResponse:
         fail_silently=True,
     )
     return HttpResponseRedirect(
-        _safe_url(request, request.POST.get("next"), reverse("ftauth:account"))
+        safe_url(request, request.POST.get("next"), reverse("ftauth:account"))
     )
 
 

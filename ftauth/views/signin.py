@@ -48,7 +48,7 @@ def callback(request: HttpRequest, realm: str) -> HttpResponse:
             # login() cycles the session key: no fixation of a pre-login session.
             auth_login(request, user, backend="ftauth.backends.FranceTravailBackend")
             logged_in = True
-            register_session(request, user.ftauth_account, identity.op_sid)
+            register_session(request, user.ftauth_account, user.ftauth_grant)
     except (FTAuthError, DatabaseError) as exc:
         if logged_in:
             # The database work was rolled back: the session must not outlive it.

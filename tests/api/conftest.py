@@ -165,6 +165,8 @@ def make_app_client(fake, cache, clock, *, tokens=None, scopes=("api_offresdempl
         limiter=limiter,
         max_retries=settings.api_max_retries,
         retry_after_cap=settings.api_retry_after_cap,
+        time_budget=settings.api_time_budget,
         sleep=clock.sleep,
+        clock=clock,
         jitter=lambda wait: 0.1,
     )

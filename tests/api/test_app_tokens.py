@@ -163,3 +163,13 @@ def test_repr_hides_the_secret(shared_cache, clock, fake_ft):
     tokens = make_tokens(fake_ft, shared_cache, clock)
     assert fake_ft.client_secret not in repr(tokens)
     assert fake_ft.client_secret not in repr(tokens.__dict__.get("realm"))
+
+
+def test_unreachable_cache_gets_a_token_directly_and_keeps_it_in_the_process(clock, fake_ft):
+    from .test_quota import unreachable_redis
+
+    client = make_app_client(fake_ft, unreachable_redis(), clock)
+    for _ in range(3):
+        assert client.get("offresdemploi/v2/offres/search")["resultats"]
+    assert len(fake_ft.api_requests) == 3
+    assert len(fake_ft.token_requests) == 1

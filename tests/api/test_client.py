@@ -52,7 +52,7 @@ def test_retry_after_delays_the_retry_by_that_long(locmem_cache, clock, fake_ft,
 
 def test_gives_up_with_quota_exceeded_after_the_bound(locmem_cache, clock, fake_ft, timed):
     fake_ft.api_script = [quota_reply("2") for _ in range(10)]
-    client = make_app_client(fake_ft, locmem_cache, clock, API_MAX_RETRIES=3)
+    client = make_app_client(fake_ft, locmem_cache, clock, API_MAX_RETRIES=3, API_TIME_BUDGET=60)
     with pytest.raises(QuotaExceeded) as caught:
         client.get("offresdemploi/v2/offres/search")
     assert caught.value.retry_after == 2
@@ -77,6 +77,28 @@ def test_429_without_retry_after_waits_a_second(locmem_cache, clock, fake_ft, ti
     client = make_app_client(fake_ft, locmem_cache, clock)
     client.get("offresdemploi/v2/offres/search")
     assert 1.1 <= timed[1] - timed[0] <= 1.1 + 0.25
+
+
+def test_retries_stop_at_the_time_budget(locmem_cache, clock, fake_ft, timed):
+    fake_ft.api_script = [quota_reply("2") for _ in range(10)]
+    client = make_app_client(fake_ft, locmem_cache, clock, API_MAX_RETRIES=10, API_TIME_BUDGET=5)
+    before = clock()
+    with pytest.raises(QuotaExceeded) as caught:
+        client.get("offresdemploi/v2/offres/search")
+    # 2.1 s per retry: two fit in 5 s, a third would not; the caller hears at once.
+    assert len(timed) == 3
+    assert clock() - before <= 5
+    assert caught.value.retry_after == 2
+
+
+def test_the_wait_for_a_turn_counts_against_the_budget(locmem_cache, clock, fake_ft, timed):
+    client = make_app_client(fake_ft, locmem_cache, clock, API_TIME_BUDGET=1, API_DEFAULT_RATE=1)
+    client.limiter.margin = 0.0
+    client.get("offresdemploi/v2/offres/search")  # the turn is now
+    client.limiter.pause("offresdemploi", 3)  # another process's 429
+    with pytest.raises(QuotaExceeded):
+        client.get("offresdemploi/v2/offres/search")
+    assert len(timed) == 1  # given up without calling
 
 
 class StopHere(Exception):

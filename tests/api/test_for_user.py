@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 from ftauth import api, vault
 from ftauth.core.errors import ConsentWithdrawn
 from ftauth.core.tokens import TokenResponse
-from ftauth.models import LinkedAccount, TokenSet
+from ftauth.models import Grant, LinkedAccount
 
 from .stub import json_reply
 
@@ -32,7 +32,7 @@ def camille(fake_ft, settings):
     user = get_user_model().objects.create(username="camille")
     account = LinkedAccount.objects.create(user=user, realm="individu", sub="sub-camille")
     access, refresh = fake_ft.user_tokens()
-    vault.save_tokens(
+    vault.new_grant(
         account,
         TokenResponse(
             access_token=access,
@@ -63,7 +63,10 @@ def test_401_refreshes_once_and_retries(camille, fake_ft):
     assert api.for_user(camille).get(USERINFO) == {"sub": "sub-camille"}
     assert len(refresh_requests(fake_ft)) == 1
     assert fake_ft.api_requests[-1].headers["authorization"] == f"Bearer {fake_ft.issued[1]}"
-    assert vault.get_access_token(camille, "individu") == fake_ft.issued[1]
+    assert (
+        vault.access_token(vault.latest_grant(LinkedAccount.objects.get(user=camille)))
+        == (fake_ft.issued[1])
+    )
 
 
 def test_401_then_invalid_grant_is_a_withdrawal(camille, fake_ft):
@@ -73,7 +76,7 @@ def test_401_then_invalid_grant_is_a_withdrawal(camille, fake_ft):
         api.for_user(camille).get(USERINFO)
     account = LinkedAccount.objects.get(user=camille)
     assert account.consent_withdrawn_at is not None
-    assert not TokenSet.objects.filter(account=account).exists()
+    assert not Grant.objects.filter(account=account).exists()
     assert len(fake_ft.api_requests) == 1
 
 
@@ -85,7 +88,7 @@ def test_401_with_a_fresh_token_is_a_withdrawal(camille, fake_ft):
     assert len(refresh_requests(fake_ft)) == 1
     account = LinkedAccount.objects.get(user=camille)
     assert account.consent_withdrawn_at is not None
-    assert not TokenSet.objects.filter(account=account).exists()
+    assert not Grant.objects.filter(account=account).exists()
     # Withdrawn: no further call goes out.
     with pytest.raises(ConsentWithdrawn):
         api.for_user(camille).get(USERINFO)

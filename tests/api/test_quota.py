@@ -7,19 +7,23 @@ import threading
 
 import pytest
 
-from ftauth.api.quota import RateLimiter, RateLimitHeaders, namespace_for
+from ftauth.api.quota import PACING_MARGIN, RateLimiter, RateLimitHeaders, namespace_for
 from ftauth.core.errors import QuotaExceeded
 
 from .conftest import FakeClock
 
 
-def limiter(cache, clock, *, rate=4.0, max_wait=10.0, namespace=None, sleep=None, rates=None):
+def limiter(
+    cache, clock, *, rate=4.0, max_wait=10.0, namespace=None, sleep=None, rates=None, margin=0.0
+):
+    """A limiter without the pacing margin (unless given): intervals of exactly 1 / rate."""
     return RateLimiter(
         cache,
         namespace=namespace or namespace_for("client-a"),
         rates=rates or {},
         default_rate=rate,
         max_wait=max_wait,
+        margin=margin,
         clock=clock,
         sleep=sleep or clock.sleep,
     )
@@ -162,13 +166,42 @@ def test_a_turn_inside_a_pause_decided_while_sleeping_is_given_up(shared_cache, 
     assert paused and clock() >= paused[0]
 
 
-def test_no_calls_left_holds_the_next_call_for_one_interval(shared_cache, clock):
+def test_no_calls_left_does_not_slow_the_schedule(shared_cache, clock):
+    """A window limiter says Remaining: 0 after every call once its quota is in full
+    use: holding the next call then would waste the quota."""
+    clock.advance(0.1)
     pacer = limiter(shared_cache, clock)
-    pacer.acquire("offresdemploi")
-    done = clock()
-    pacer.note_headers("offresdemploi", RateLimitHeaders(remaining=0, burst_capacity=4))
-    pacer.acquire("offresdemploi")
-    assert clock() - done >= 0.25
+    times = []
+    for _ in range(6):
+        pacer.acquire("offresdemploi")
+        times.append(clock())
+        pacer.note_headers("offresdemploi", RateLimitHeaders(remaining=0, burst_capacity=4))
+    assert [round(b - a, 9) for a, b in itertools.pairwise(times)] == [0.25] * 5
+
+
+def test_the_default_margin_keeps_any_second_under_the_quota(shared_cache, clock):
+    """Calls as the server sees them arrive a little early or late; with the margin,
+    five calls never fit in one second even when one is 25 ms late and the next
+    four are early."""
+    clock.advance(0.1)
+    pacer = RateLimiter(
+        shared_cache,
+        namespace=namespace_for("client-a"),
+        rates={},
+        default_rate=4,
+        max_wait=10,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    starts = []
+    for _ in range(9):
+        pacer.acquire("offresdemploi")
+        starts.append(clock())
+    assert pacer.interval("offresdemploi") == pytest.approx(0.25 * (1 + PACING_MARGIN))
+    for first, fifth in zip(starts, starts[4:], strict=False):
+        assert fifth - (first + 0.025) > 1.0
+    # The margin costs no more than 3 % of the quota.
+    assert (starts[-1] - starts[0]) / 8 <= 0.25 * 1.03 + 1e-9
 
 
 def test_zero_rate_means_unlimited(shared_cache, clock):
@@ -208,3 +241,46 @@ def test_lower_rate_reported_by_france_travail_is_logged_once(locmem_cache, cloc
         pacer.note_headers("offresdemploi", RateLimitHeaders(remaining=3, replenish_rate=4))
     warnings = [r for r in caplog.records if "API_RATE_LIMITS" in r.getMessage()]
     assert len(warnings) == 1
+
+
+# --- a shared cache that fails ---------------------------------------------------------
+
+
+def unreachable_redis():
+    """A real Redis cache backend aimed at a port nobody listens on."""
+    import socket
+
+    from django.core.cache.backends.redis import RedisCache
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return RedisCache(f"redis://127.0.0.1:{port}/0", {"KEY_PREFIX": f"down-{port}"})
+
+
+def test_unreachable_cache_paces_locally_with_one_log_line(clock, caplog):
+    pacer = limiter(unreachable_redis(), clock)
+    clock.advance(0.1)
+    times = []
+    with caplog.at_level("WARNING", logger="ftauth.api"):
+        for _ in range(4):
+            pacer.acquire("offresdemploi")
+            times.append(clock())
+    # Still paced, by this process alone, and said once.
+    assert [round(b - a, 9) for a, b in itertools.pairwise(times)] == [0.25] * 3
+    lines = [r.getMessage() for r in caplog.records if "shared by ftauth" in r.getMessage()]
+    assert len(lines) == 1 and "ConnectionError" in lines[0]
+
+
+class BuggyCache:
+    """A cache whose code is wrong (not one whose server is down)."""
+
+    def get(self, key, default=None):
+        raise TypeError("get() got an unexpected keyword argument")
+
+    add = set = delete = get
+
+
+def test_a_programming_error_in_the_cache_is_not_taken_for_an_outage(clock):
+    with pytest.raises(TypeError):
+        limiter(BuggyCache(), clock).acquire("offresdemploi")

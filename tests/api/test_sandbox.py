@@ -40,8 +40,8 @@ def wire_429s(monkeypatch):
     refused: list[str] = []
     take = buckets.take
 
-    def counting_take(client_id, api_name, rate):
-        decision = take(client_id, api_name, rate)
+    def counting_take(client_id, api_name, rate, algorithm="token_bucket"):
+        decision = take(client_id, api_name, rate, algorithm)
         if not decision.allowed:
             refused.append(api_name)
         return decision
@@ -92,12 +92,17 @@ def test_sandbox_429s_are_honoured_and_never_reach_the_caller(app, settings, wir
     assert wire_429s, "the sandbox never refused: the test proves nothing"
 
 
-def test_several_processes_sharing_redis_stay_under_the_quota(app, sandbox, wire_429s):
+@pytest.mark.parametrize("algorithm", ["token_bucket", "sliding_window", "fixed_window"])
+def test_several_processes_sharing_redis_stay_under_the_quota(
+    app, sandbox, wire_429s, settings, algorithm
+):
     """Four processes, each with its own Django, call the 4/s API at once through one
-    Redis: the quota is shared, no 429 reaches a caller, one token serves them all."""
+    Redis: the quota is shared, no 429 reaches a caller, one token serves them all,
+    whichever way the server counts its quota."""
     reason = redis_available()
     if reason:
         pytest.skip(reason)
+    settings.FTAUTH_SANDBOX = {"QUOTA_ALGORITHM": algorithm}
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(4)
     results = context.Queue()

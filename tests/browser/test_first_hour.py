@@ -96,6 +96,8 @@ def test_consent_withdrawn_page_offers_the_realm_concerned(
 
     sign_in(page)
     withdraw_consent("sandbox-individu-camille", settings.FTAUTH["CLIENT_ID"])
+    # France Travail sends nothing: the next consent check finds out.
+    settings.FTAUTH = {**settings.FTAUTH, "CONSENT_CHECK_INTERVAL": 0}
     page.goto("/profile/")
     expect(page).to_have_url(re.compile(r"/ftauth/consent-withdrawn/$"))
     buttons = page.locator("[data-ftauth-realm]")

@@ -13,6 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import ARTIFACTS
+
+
+def screenshot_dir():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
 pytestmark = pytest.mark.browser
 
 INDIVIDU_SERVER = "/sandbox/authentification-candidat"
@@ -56,17 +64,19 @@ VISITORS = [
 ]
 
 
-def sign_in(page: Page, visitor: Visitor = CAMILLE) -> None:
-    """From the home page to /profile/: the button, the persona, the consent screen."""
+def sign_in(page: Page, visitor: Visitor = CAMILLE, *, consent: bool = True) -> None:
+    """From the home page to /profile/: the button, the persona, the consent screen
+    (not shown again once the person has consented, as at France Travail)."""
     page.goto("/")
     page.get_by_role("link", name=visitor.button, exact=True).click()
 
     expect(page).to_have_url(re.compile(re.escape(visitor.server) + "/"))
     page.get_by_role("button", name=re.compile(re.escape(visitor.name))).click()
 
-    # The consent screen lists what the site asks for; the person accepts it.
-    expect(page.get_by_text("Vous identifier")).to_be_visible()
-    page.get_by_role("button", name="Accepter").click()
+    if consent:
+        # The consent screen lists what the site asks for; the person accepts it.
+        expect(page.get_by_text("Vous identifier")).to_be_visible()
+        page.get_by_role("button", name="Accepter").click()
 
     expect(page).to_have_url(re.compile(r"/profile/$"))
 
@@ -116,7 +126,9 @@ def test_sign_out_goes_through_the_end_session_url_and_back(
     screenshot("home-after-sign-out")
 
 
-def test_consent_withdrawn_at_france_travail_ends_the_demo_session(page: Page, screenshot) -> None:
+def test_consent_withdrawn_at_france_travail_ends_the_demo_session(
+    page: Page, screenshot, settings
+) -> None:
     sign_in(page)
 
     # The person opens France Travail's "Mes consentements" in another tab and withdraws.
@@ -132,9 +144,43 @@ def test_consent_withdrawn_at_france_travail_ends_the_demo_session(page: Page, s
     expect(account.get_by_role("status")).to_contain_text("consentement a été retiré")
     account.close()
 
+    # France Travail sends nothing: the demo finds out at the session's next consent
+    # check, at most CONSENT_CHECK_INTERVAL later (here: due at once).
+    settings.FTAUTH = {**settings.FTAUTH, "CONSENT_CHECK_INTERVAL": 0}
     # Back on the demo, the next click shows why the session ended.
     page.get_by_role("link", name="Accueil").click()
     expect(page.get_by_text("consentement a été retiré")).to_be_visible()
     screenshot("consent-withdrawn")
     page.goto("/profile/")
     expect(page).to_have_url(re.compile(r"/$"))
+
+
+def test_signing_out_one_browser_leaves_the_other_signed_in(
+    page: Page, chromium_browser, sandbox: str, screenshot, settings
+) -> None:
+    """Two browsers of one person: each sign-in is its own grant."""
+    other_context = chromium_browser.new_context(base_url=sandbox, locale="fr-FR")
+    other = other_context.new_page()
+    try:
+        sign_in(page)
+        sign_in(other, consent=False)
+        page.get_by_role("button", name="Se déconnecter").first.click()
+        expect(
+            page.get_by_role("link", name="Se connecter avec France Travail", exact=True)
+        ).to_be_visible()
+
+        # The other browser checks its own grant at once, and keeps working.
+        settings.FTAUTH = {**settings.FTAUTH, "CONSENT_CHECK_INTERVAL": 0}
+        other.goto("/profile/")
+        expect(other).to_have_url(re.compile(r"/profile/$"))
+        identity = other.locator("section.identity[data-realm='individu']")
+        expect(identity.locator("[data-field='sub']")).to_have_text(CAMILLE.sub)
+        expect(identity).to_contain_text("peconnect-individu/v1/userinfo")
+        other.screenshot(
+            path=str(
+                screenshot("two-browsers-signed-out").parent
+                / "two-browsers-other-still-signed-in.png"
+            )
+        )
+    finally:
+        other_context.close()

@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from ftauth.core.http import (
     TLS12Adapter,
     check_secure_url,
     parse_retry_after,
+    tls_context,
 )
 from tests.api.stub import DROP, HANG, StubServer, json_reply
 
@@ -127,7 +129,32 @@ def test_idempotent_request_is_retried_with_backoff_on_connection_error():
         with pytest.raises(TransportError, match="could not connect"):
             client.get(f"{server.url}/x")
     assert len(server.received) == 3
-    assert sleeps == [0.2, 0.4]
+    # urllib3's Retry retries the first failure at once (a pooled connection the
+    # server closed is the common case), then backs off: backoff * 2 ** (n - 1).
+    assert sleeps == [0.4]
+
+
+def test_connection_refused_is_retried_for_get_only():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sleeps: list[float] = []
+    client = HttpClient(HttpConfig(retries=2, backoff=0.2), sleep=sleeps.append)
+    with pytest.raises(TransportError, match="could not connect"):
+        client.get(f"http://127.0.0.1:{port}/x")
+    assert sleeps == [0.4]
+    # urllib3 would retry a refused connection for any method; ftauth does not.
+    sleeps.clear()
+    with pytest.raises(TransportError, match="could not connect"):
+        client.post(f"http://127.0.0.1:{port}/token", data={"a": "b"})
+    assert sleeps == []
+
+
+def test_answers_are_never_retried_even_with_retry_after():
+    with StubServer(lambda r: json_reply(status=429, **{"Retry-After": "0"})) as server:
+        response = HttpClient(HttpConfig(retries=2), sleep=lambda s: None).get(f"{server.url}/x")
+    assert response.status_code == 429
+    assert len(server.received) == 1
 
 
 def test_post_is_never_retried():
@@ -156,6 +183,26 @@ def test_default_timeouts_are_finite():
     config = HttpConfig()
     assert 0 < config.connect_timeout < 60
     assert 0 < config.read_timeout < 60
+
+
+def test_cookies_set_by_a_server_are_never_sent_back():
+    # One session serves every user of the process: a cookie must not cross over.
+    with StubServer(
+        lambda r: json_reply({"ok": True}, **{"Set-Cookie": "amlbcookie=01"})
+    ) as server:
+        client = HttpClient()
+        client.get(f"{server.url}/a")
+        client.get(f"{server.url}/b")
+    assert [r.headers.get("cookie") for r in server.received] == [None, None]
+
+
+def test_connections_are_kept_alive_and_reused():
+    with StubServer(lambda r: json_reply({"ok": True})) as server:
+        client = HttpClient()
+        for _ in range(5):
+            assert client.get(f"{server.url}/x").status_code == 200
+    assert len(server.received) == 5
+    assert server.connections == 1
 
 
 def test_proxy_settings_from_the_environment_are_ignored(monkeypatch):
@@ -337,6 +384,58 @@ def test_minimum_tls_version_is_what_refuses_the_legacy_server(pki, legacy_serve
         warnings.simplefilter("ignore", DeprecationWarning)
         context.minimum_version = ssl.TLSVersion.TLSv1
     assert handshake(context) == "TLSv1.1"
+
+
+def test_threads_share_one_tls_context_and_one_pool(pki, modern_server, monkeypatch):
+    built: list[ssl.SSLContext] = []
+    real = ssl.create_default_context
+
+    def counting(*args, **kwargs):
+        context = real(*args, **kwargs)
+        built.append(context)
+        return context
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    tls_context.cache_clear()
+    client = HttpClient(HttpConfig(ca_file=str(pki.ca_file), pool_size=4))
+    url = f"{modern_server.url}/x"
+
+    def in_threads(count, target, *, together):
+        barrier = threading.Barrier(count if together else 1)
+        failures: list[BaseException] = []
+
+        def work():
+            try:
+                barrier.wait(timeout=10)
+                target()
+            except BaseException as exc:
+                failures.append(exc)
+
+        workers = [threading.Thread(target=work) for _ in range(count)]
+        for worker in workers:
+            worker.start()
+            if not together:
+                worker.join(timeout=30)
+        for worker in workers:
+            worker.join(timeout=30)
+        assert failures == []
+
+    # Threads one after the other: one TLS connection serves them all (a session
+    # per thread would open one per thread).
+    in_threads(8, lambda: client.get(url), together=False)
+    assert (len(modern_server.received), modern_server.connections) == (8, 1)
+
+    # Sixteen threads at once, five requests each: all answered, one context.
+    def five():
+        for _ in range(5):
+            assert client.get(url).status_code == 200
+
+    in_threads(16, five, together=True)
+    assert len(modern_server.received) == 8 + 16 * 5
+    assert [c.minimum_version for c in built] == [ssl.TLSVersion.TLSv1_2]
+    # A second client with the same CA file reuses the process's context.
+    HttpClient(HttpConfig(ca_file=str(pki.ca_file))).get(url)
+    assert len(built) == 1
 
 
 def test_certificate_from_an_unknown_ca_is_refused(modern_server):

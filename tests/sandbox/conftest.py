@@ -50,7 +50,7 @@ def token_url(live: str, realm: str) -> str:
 
 
 def jwks_url(live: str, realm: str) -> str:
-    return f"{server(live, realm)}/connexion/oauth2/connect/jwk_uri?realm=/{realm}"
+    return f"{server(live, realm)}/connexion/oauth2/connect/jwk_uri?realm=%2F{realm}"
 
 
 def verify(live: str, realm: str, token: str) -> dict:

@@ -66,15 +66,9 @@ def _refresh(live: str, refresh_token: str) -> requests.Response:
     )
 
 
-def test_withdrawal_on_the_page_revokes_tokens_and_sends_back_channel_logout(
-    flow, sandbox, receiver
-):
+def test_withdrawal_on_the_page_revokes_tokens_and_sends_nothing(flow, sandbox, receiver):
     f = flow("individu", redirect_uri=f"{_origin(receiver)}/ftauth/callback/individu/")
     tokens = f.tokens()
-    sid = jwt.decode(
-        tokens["id_token"],
-        KeySet.import_key_set(requests.get(jwks_url(sandbox, "individu"), timeout=5).json()),
-    ).claims["sid"]
     assert _userinfo(sandbox, tokens["access_token"]).status_code == 200
 
     # The persona is signed in on the sandbox (same browser): the page lists the app.
@@ -95,13 +89,29 @@ def test_withdrawal_on_the_page_revokes_tokens_and_sends_back_channel_logout(
     assert 'error="invalid_token"' in denied.headers["WWW-Authenticate"]
     assert _refresh(sandbox, tokens["refresh_token"]).json()["error"] == "invalid_grant"
 
+    # As France Travail documents: nothing is pushed to the application.
+    assert receiver.received == []
+
+
+def test_end_session_sends_a_back_channel_logout_token_when_asked(
+    flow, sandbox, receiver, settings
+):
+    settings.FTAUTH_SANDBOX = {"BACKCHANNEL_ON_END_SESSION": True}
+    f = flow("individu", redirect_uri=f"{_origin(receiver)}/ftauth/callback/individu/")
+    tokens = f.tokens()
+    keys = KeySet.import_key_set(requests.get(jwks_url(sandbox, "individu"), timeout=5).json())
+    sid = jwt.decode(tokens["id_token"], keys).claims["sid"]
+    f.session.get(
+        f"{server(sandbox, 'individu')}/compte/deconnexion",
+        params={"id_token_hint": tokens["id_token"]},
+        timeout=10,
+    )
     # The back-channel logout token (OpenID Connect Back-Channel Logout 1.0, 2.4).
     assert len(receiver.received) == 1
     path, content_type, body = receiver.received[0]
     assert path == "/ftauth/backchannel-logout/individu/"
     assert content_type == "application/x-www-form-urlencoded"
     logout_token = parse_qs(body)["logout_token"][0]
-    keys = KeySet.import_key_set(requests.get(jwks_url(sandbox, "individu"), timeout=5).json())
     decoded = jwt.decode(logout_token, keys, algorithms=["RS256"])
     claims = decoded.claims
     assert decoded.header["kid"]
@@ -114,6 +124,34 @@ def test_withdrawal_on_the_page_revokes_tokens_and_sends_back_channel_logout(
     assert claims["jti"]
     assert claims["iat"] <= claims["exp"]
     assert "nonce" not in claims
+    # Without END_SESSION_REVOKES_GRANT the tokens go on working.
+    assert _userinfo(sandbox, tokens["access_token"]).status_code == 200
+
+
+def test_end_session_revokes_only_that_sessions_grant_when_asked(flow, sandbox, settings):
+    settings.FTAUTH_SANDBOX = {"END_SESSION_REVOKES_GRANT": True}
+    laptop, phone = flow("individu"), flow("individu")  # two browsers, two login sessions
+    laptop_tokens, phone_tokens = laptop.tokens(), phone.tokens()
+    laptop.session.get(
+        f"{server(sandbox, 'individu')}/compte/deconnexion",
+        params={"id_token_hint": laptop_tokens["id_token"]},
+        timeout=10,
+    )
+    assert _userinfo(sandbox, laptop_tokens["access_token"]).status_code == 401
+    assert _refresh(sandbox, laptop_tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    assert _userinfo(sandbox, phone_tokens["access_token"]).status_code == 200
+    assert "access_token" in _refresh(sandbox, phone_tokens["refresh_token"]).json()
+
+
+def test_end_session_leaves_the_grant_alone_by_default(flow, sandbox):
+    f = flow("individu")
+    tokens = f.tokens()
+    f.session.get(
+        f"{server(sandbox, 'individu')}/compte/deconnexion",
+        params={"id_token_hint": tokens["id_token"]},
+        timeout=10,
+    )
+    assert _userinfo(sandbox, tokens["access_token"]).status_code == 200
 
 
 def test_withdrawn_consent_is_asked_again(flow, sandbox):
@@ -154,11 +192,12 @@ def test_withdrawal_leaves_other_personas_and_clients_alone(flow, sandbox, setti
     assert _userinfo(sandbox, other["access_token"]).status_code == 200
 
 
-def test_configured_client_back_channel_uri_and_one_token_per_session(
+def test_configured_client_back_channel_uri_gets_one_token_per_ended_session(
     flow, sandbox, settings, receiver
 ):
     uri = f"{_origin(receiver)}/rp/backchannel"
     settings.FTAUTH_SANDBOX = {
+        "BACKCHANNEL_ON_END_SESSION": True,
         "CLIENTS": [
             {
                 "client_id": "autre",
@@ -166,30 +205,36 @@ def test_configured_client_back_channel_uri_and_one_token_per_session(
                 "redirect_uris": ["https://a.example/cb"],
                 "backchannel_logout_uri": uri,
             }
-        ]
+        ],
     }
     sids = set()
-    for _ in range(2):  # two browsers, two sandbox sessions
+    for _ in range(2):  # two browsers, two sandbox sessions, each signing out
         f = flow("individu", client_id="autre", redirect_uri="https://a.example/cb")
-        f.exchange(f.sign_in()["code"], client_secret="s2")
+        tokens = f.exchange(f.sign_in()["code"], client_secret="s2").json()
         sids.add(f.session.cookies.get("ftauth_sandbox_authentification_candidat"))
+        f.session.get(
+            f"{server(sandbox, 'individu')}/compte/deconnexion",
+            params={"id_token_hint": tokens["id_token"]},
+            timeout=10,
+        )
     assert len(sids) == 2
-    result = withdraw_consent("sandbox-individu-camille", "autre")
-    assert [d.ok for d in result.deliveries] == [True, True]
     assert len(receiver.received) == 2
     assert {r[0] for r in receiver.received} == {"/rp/backchannel"}
 
 
-def test_back_channel_failure_is_logged_not_raised(flow, sandbox, caplog):
+def test_back_channel_failure_is_logged_not_raised(flow, sandbox, caplog, settings):
+    settings.FTAUTH_SANDBOX = {"BACKCHANNEL_ON_END_SESSION": True}
     f = flow("individu", redirect_uri="http://127.0.0.1:9/ftauth/callback/individu/")
     tokens = f.tokens()
     with caplog.at_level(logging.WARNING, logger="ftauth.sandbox"):
-        result = withdraw_consent("sandbox-individu-camille", CLIENT_ID)
-    assert result.revoked_tokens == 1
-    assert result.deliveries[0].ok is False
+        f.session.get(
+            f"{server(sandbox, 'individu')}/compte/deconnexion",
+            params={"id_token_hint": tokens["id_token"]},
+            timeout=10,
+        )
     assert "back-channel logout" in caplog.text
     assert tokens["access_token"] not in caplog.text
-    assert _userinfo(sandbox, tokens["access_token"]).status_code == 401
+    assert tokens["id_token"] not in caplog.text
 
 
 def test_consents_page_signs_a_persona_in_and_out(sandbox):

@@ -41,7 +41,9 @@ def test_userinfo_endpoint_is_on_the_api_host(sandbox):
     individu = _discovery(sandbox, "individu").json()
     employeur = _discovery(sandbox, "employeur").json()
     api = f"{sandbox}/sandbox/api/partenaire"
-    assert individu["userinfo_endpoint"] == f"{api}/peconnect-individu/v1/userinfo"
+    assert (
+        individu["userinfo_endpoint"] == f"{api}/peconnect-individu/v1/userinfo?schema=openid"
+    )  # as integrators call it
     assert employeur["userinfo_endpoint"] == f"{api}/peconnect-entreprise/v1/userinfo"
     assert "client_credentials" in _discovery(sandbox, "partenaire").json()["grant_types_supported"]
     assert "client_credentials" not in individu["grant_types_supported"]

@@ -6,8 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ftauth.sandbox.jwts import sign
-
+from ..tamper import sign_with_unpublished_key
 from .conftest import server
 from .scripting import LOGIN_FORM, parse_forms
 
@@ -30,9 +29,9 @@ def test_end_session_redirects_to_the_client_and_ends_the_sign_in(flow):
     assert LOGIN_FORM in parse_forms(page.text)
 
 
-def test_end_session_accepts_an_expired_id_token_hint(flow, settings):
+def test_end_session_accepts_an_expired_id_token_hint(flow, settings, tamper):
     f = flow("individu")
-    settings.FTAUTH_SANDBOX = {"TAMPER": {"id_token_expired"}}
+    tamper("id_token_expired")
     tokens = f.tokens()
     settings.FTAUTH_SANDBOX = {}
     response = _end_session(f, id_token_hint=tokens["id_token"], redirect_uri=f"{f.live}/")
@@ -50,8 +49,8 @@ def test_end_session_without_a_trustworthy_client_shows_a_page(flow, case):
     elif case == "no-hint":
         hint = None
     elif case == "forged-hint":
-        hint = sign(
-            {"iss": "x", "aud": "ftauth-tests"}, "individu", None, tamper={"id_token_bad_signature"}
+        hint = sign_with_unpublished_key(
+            {"iss": "x", "aud": "ftauth-tests"}, "individu", real_kid=True
         )
     elif case == "other-realm-hint":
         hint = flow("employeur").tokens()["id_token"]

@@ -1,4 +1,4 @@
-"""Each TAMPER mode makes the sandbox misbehave exactly as promised."""
+"""Each tamper mode (``tests.tamper``) makes the sandbox misbehave exactly as promised."""
 
 from __future__ import annotations
 
@@ -10,17 +10,8 @@ from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, InvalidKeyIdError
 from joserfc.jwk import KeySet, OctKey
 
-from ftauth.sandbox.jwts import OTHER_CLIENT
-
+from ..tamper import OTHER_CLIENT, Tamper
 from .conftest import CLIENT_ID, CLIENT_SECRET, PERSONAS, issuer, jwks_url, verify
-
-
-@pytest.fixture
-def tamper(settings):
-    def switch(*modes: str, **extra) -> None:
-        settings.FTAUTH_SANDBOX = {"TAMPER": set(modes), **extra}
-
-    return switch
 
 
 def _id_token(flow, realm: str = "individu") -> tuple[object, dict]:
@@ -194,7 +185,7 @@ def test_token_endpoint_429_says_retry_after_seven(flow, tamper):
 def test_token_endpoint_slow_outlasts_a_short_read_timeout(flow, tamper, sandbox):
     f = flow("individu")
     code = f.sign_in()["code"]
-    tamper("token_endpoint_slow", SLOW_SECONDS=0.6)
+    tamper("token_endpoint_slow", slow_seconds=0.6)
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.post(
             f"{sandbox}/sandbox/authentification-candidat/connexion/oauth2/access_token"
@@ -207,9 +198,7 @@ def test_token_endpoint_slow_outlasts_a_short_read_timeout(flow, tamper, sandbox
 
 
 def test_token_endpoint_slow_waits_three_seconds_by_default():
-    from ftauth.sandbox.conf import get_sandbox_settings
-
-    assert get_sandbox_settings().slow_seconds == 3
+    assert Tamper("token_endpoint_slow").slow_seconds == 3
 
 
 def test_token_endpoint_not_json(flow, tamper):

@@ -1,7 +1,9 @@
-"""Check every linked account's consent with France Travail, within the API quota.
+"""Check every grant with France Travail, within the API quota.
 
 The middleware checks signed-in sessions as they come; this command reaches
-the accounts nobody is using (run it from cron, e.g. hourly). Calls are
+the grants nobody is using (run it from cron, e.g. hourly). A refused grant
+is judged like anywhere else (``ftauth.consent``): forgotten, and the account
+withdrawn only when every grant it has is refused. Calls are
 spaced to stay under ``--rate`` per second (France Travail asks clients to
 sequence their calls), and a 429 is honoured by waiting its ``Retry-After``
 (capped by FTAUTH API_RETRY_AFTER_CAP) before trying that account once more.
@@ -16,17 +18,17 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ...conf import get_settings
-from ...consent import ConsentCheck, check_consent
+from ...consent import ConsentCheck, check_grant
 from ...core.errors import QuotaExceeded, TransportError
-from ...models import LinkedAccount
+from ...models import Grant
 
 
 class Command(BaseCommand):
-    help = "Check the consent of linked accounts with France Travail (spaced calls)."
+    help = "Check the grants of linked accounts with France Travail (spaced calls)."
 
     # Replaced in tests to observe the spacing without waiting for it.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
@@ -45,8 +47,7 @@ class Command(BaseCommand):
             "--older-than",
             type=int,
             default=None,
-            help="Only accounts not checked for this many seconds "
-            "(default: CONSENT_CHECK_INTERVAL).",
+            help="Only grants not checked for this many seconds (default: CONSENT_CHECK_INTERVAL).",
         )
         parser.add_argument("--limit", type=int, default=None, help="At most this many.")
 
@@ -64,31 +65,31 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown or disabled realm {options['realm']!r}")
             realms = [options["realm"]]
         stale = timezone.now() - timedelta(seconds=older_than)
-        accounts = (
-            LinkedAccount.objects.filter(
-                realm__in=realms, consent_withdrawn_at__isnull=True, token_set__isnull=False
-            )
-            .filter(Q(consent_checked_at__isnull=True) | Q(consent_checked_at__lte=stale))
-            .order_by("consent_checked_at", "pk")
+        grants = (
+            Grant.objects.select_related("account")
+            .filter(account__realm__in=realms, account__consent_withdrawn_at__isnull=True)
+            .filter(Q(checked_at__isnull=True) | Q(checked_at__lte=stale))
+            .order_by(F("checked_at").asc(nulls_first=True), "pk")
         )
         if options["limit"]:
-            accounts = accounts[: options["limit"]]
+            grants = grants[: options["limit"]]
         results: Counter[str] = Counter()
         spacing = 1.0 / rate
         next_call = self.clock()
-        for account in accounts.iterator():
+        # A list, not an iterator: checking one grant may end others of its account.
+        for grant in list(grants):
             wait = next_call - self.clock()
             if wait > 0:
                 self.sleep(wait)
-            results[self._check(account, conf.api_retry_after_cap)] += 1
+            results[self._check(grant, conf.api_retry_after_cap)] += 1
             next_call = self.clock() + spacing
         summary = ", ".join(f"{status.value} {results[status]}" for status in ConsentCheck)
-        self.stdout.write(f"{sum(results.values())} account(s) checked: {summary}")
+        self.stdout.write(f"{sum(results.values())} grant(s) checked: {summary}")
 
-    def _check(self, account: LinkedAccount, retry_after_cap: float) -> ConsentCheck:
+    def _check(self, grant: Grant, retry_after_cap: float) -> ConsentCheck:
         for attempt in range(2):
             try:
-                return check_consent(account, raise_transient=True)
+                return check_grant(grant, raise_transient=True)
             except QuotaExceeded as exc:
                 if attempt:
                     break

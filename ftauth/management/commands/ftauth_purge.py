@@ -1,6 +1,7 @@
 """Remove what ftauth no longer needs: expired pending sign-ins, consumed logout
-tokens past their replay window, audit events past AUDIT_RETENTION_DAYS, and
-registry rows of sessions that no longer exist."""
+tokens past their replay window, audit events past AUDIT_RETENTION_DAYS,
+registry rows of sessions that no longer exist, and the grants of sign-ins
+whose sessions are all gone (but each account's latest, which jobs may use)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from ... import crypto
 from ...conf import get_settings
-from ...models import AccountSession, AuditEvent, ConsumedLogoutToken, PendingAuthorization
+from ...models import (
+    AccountSession,
+    AuditEvent,
+    ConsumedLogoutToken,
+    Grant,
+    PendingAuthorization,
+)
 from ...sessions import is_server_side
 
 
@@ -39,6 +47,24 @@ class Command(BaseCommand):
         if not dry_run:
             AccountSession.objects.filter(pk__in=dead).delete()
         self.stdout.write(f"dead sessions: {len(dead)}")
+        stale = self._stale_grants(now)
+        count = stale.count() if dry_run else stale.delete()[1].get(Grant._meta.label, 0)
+        self.stdout.write(f"grants without sessions: {count}")
+
+    def _stale_grants(self, now: Any) -> QuerySet:
+        """Grants no session uses, last used longer ago than any session lasts, and not
+        their account's most recent one (kept for calls made outside a request)."""
+        too_old = now - timedelta(seconds=settings.SESSION_COOKIE_AGE)
+        latest = (
+            Grant.objects.filter(account=OuterRef("account"))
+            .order_by(F("refreshed_at").desc(nulls_last=True), "-obtained_at", "-pk")
+            .values("pk")[:1]
+        )
+        return (
+            Grant.objects.filter(sessions__isnull=True, obtained_at__lt=too_old)
+            .filter(Q(refreshed_at__isnull=True) | Q(refreshed_at__lt=too_old))
+            .exclude(pk=Subquery(latest))
+        )
 
     def _dead_sessions(self, now: Any) -> list[int]:
         """Rows whose session is gone: expired from a server-side store, or not seen by

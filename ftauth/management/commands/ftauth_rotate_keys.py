@@ -17,7 +17,7 @@ from django.db.models import F, Model
 from django.utils import timezone
 
 from ... import audit, crypto
-from ...models import AccountSession, AuditEvent, TokenSet
+from ...models import AccountSession, AuditEvent, Grant
 
 TOKEN_FIELDS = ("access_token_ciphertext", "refresh_token_ciphertext", "id_token_ciphertext")
 SESSION_FIELDS = ("session_key_ciphertext",)
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         except crypto.TokenKeyError as exc:
             raise CommandError(str(exc)) from None
         counts = {"rotated": 0, "unreadable": 0, "busy": 0}
-        for model, fields in ((TokenSet, TOKEN_FIELDS), (AccountSession, SESSION_FIELDS)):
+        for model, fields in ((Grant, TOKEN_FIELDS), (AccountSession, SESSION_FIELDS)):
             for pk in model.objects.order_by("pk").values_list("pk", flat=True).iterator():
                 counts[self._rotate(model, pk, fields, dry_run)] += 1
         if not dry_run:

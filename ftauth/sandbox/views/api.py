@@ -19,14 +19,12 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from ..conf import get_sandbox_settings, tampered
+from ..conf import get_sandbox_settings
 from ..directory import get_persona
 from ..models import IssuedToken, digest
 from ..offers import InvalidSearch, get_offer, parse_range, search
 from ..quota import buckets
 from .common import json_response
-
-TAMPERED_SUB = "sandbox-tampered-sub"
 
 # France Travail's status API: 1 = registered job seeker.
 _STATUTS = {
@@ -87,7 +85,10 @@ def protected(
                     f"a user token of realm /{user_realm}" if wants_user else "an application token"
                 )
                 return _bearer_error("insufficient_scope", f"This API needs {kind}", 403)
-            decision = buckets.take(token.client_id, api, get_sandbox_settings().quota_per_second)
+            sandbox = get_sandbox_settings()
+            decision = buckets.take(
+                token.client_id, api, sandbox.quota_per_second, sandbox.quota_algorithm
+            )
             if not decision.allowed:
                 return json_response(
                     {"message": "Limite de requêtes par seconde atteinte"}, 429, decision.headers()
@@ -105,9 +106,7 @@ def protected(
 def _user_claims(token: IssuedToken) -> dict[str, str]:
     persona = get_persona(token.persona_sub, token.realm)
     claims = persona.claims_for(token.scopes) if persona else {"sub": token.persona_sub}
-    if tampered("userinfo_wrong_sub"):
-        claims["sub"] = TAMPERED_SUB
-    return claims
+    return get_sandbox_settings().hooks.userinfo_claims(claims, token=token)
 
 
 @protected("peconnect-individu", "api_peconnect-individuv1", user_realm="individu")

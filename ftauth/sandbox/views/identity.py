@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
+from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InsecureTransportError
@@ -16,6 +16,7 @@ from joserfc.errors import JoseError
 
 from ..clients import get_client
 from ..conf import get_sandbox_settings
+from ..consents import end_login_session
 from ..directory import (
     APPLICATION_SCOPES,
     HOST_REALMS,
@@ -140,32 +141,22 @@ def token(request: HttpRequest, host: str) -> HttpResponse:
     realm = parse_realm(request.GET["realm"])
     if realm is None or realm not in HOST_REALMS[host]:
         return oauth_error("invalid_request", "Unknown realm on this server")
-    tamper = get_sandbox_settings().tamper
-    if "token_endpoint_500" in tamper:
-        return HttpResponse(
-            "<h1>Server Error (500)</h1>", status=500, content_type="text/html; charset=utf-8"
-        )
-    if "token_endpoint_429" in tamper:
-        return oauth_error("too_many_requests", "Quota exceeded", 429, {"Retry-After": "7"})
-    if "token_endpoint_not_json" in tamper:
-        return HttpResponse(
-            "<html><body>Maintenance en cours</body></html>",
-            content_type="text/html; charset=utf-8",
-        )
-    if "token_endpoint_slow" in tamper:
-        time.sleep(get_sandbox_settings().slow_seconds)
-    try:
-        oauth_request = SandboxRequest(request, realm_site(request, host, realm), form_only=True)
-        return server.create_token_response(oauth_request)
-    except InsecureTransportError:
-        return oauth_error("invalid_request", "HTTPS is required")
+    site = realm_site(request, host, realm)
+
+    def answer() -> HttpResponse:
+        try:
+            return server.create_token_response(SandboxRequest(request, site, form_only=True))
+        except InsecureTransportError:
+            return oauth_error("invalid_request", "HTTPS is required")
+
+    return get_sandbox_settings().hooks.token_endpoint(request, answer)
 
 
 @never_cache
 def end_session(request: HttpRequest, host: str) -> HttpResponse:
     """RP-initiated logout, France Travail style (``redirect_uri``, not ``post_logout_...``)."""
     redirect_uri = request.GET.get("redirect_uri") or request.GET.get("post_logout_redirect_uri")
-    client = _logout_client(request, host)
+    client, hint_sid = _logout_client(request, host)
     target = None
     if redirect_uri and client is not None and client.check_post_logout_redirect_uri(redirect_uri):
         target = redirect_uri
@@ -177,12 +168,18 @@ def end_session(request: HttpRequest, host: str) -> HttpResponse:
         response = render(
             request, "ftauth_sandbox/logged_out.html", {"base": host_base(request, host)}
         )
-    sign_out(request, response, host)
+    login = sign_out(request, response, host)
+    # The login session that ended: the hint's (the application's own view), else
+    # the browser's sign-in on this host.
+    sid = hint_sid or (login.sid if login is not None else None)
+    if sid and client is not None:
+        end_login_session(sid, client.client_id)
     return response
 
 
-def _logout_client(request: HttpRequest, host: str):
-    """The client named by a valid ``id_token_hint`` (expired is fine), or ``client_id``."""
+def _logout_client(request: HttpRequest, host: str) -> tuple[Any, str | None]:
+    """The client named by a valid ``id_token_hint`` (expired is fine), or ``client_id``;
+    and the hint's ``sid``, if any."""
     hint = request.GET.get("id_token_hint")
     if hint:
         realms = HOST_REALMS[host]
@@ -190,13 +187,15 @@ def _logout_client(request: HttpRequest, host: str):
             token = jwt.decode(hint, verification_keys(realms), algorithms=["RS256"])
         except (JoseError, ValueError):
             logger.info("sandbox end session: id_token_hint not signed by this server")
-            return None
+            return None, None
         base = host_base(request, host)
         if token.claims.get("iss") not in {issuer_for(base, realm) for realm in realms}:
-            return None
+            return None, None
         aud = token.claims.get("aud")
         client_id = aud[0] if isinstance(aud, list) and aud else aud
         if request.GET.get("client_id") and request.GET["client_id"] != client_id:
-            return None
-        return get_client(client_id if isinstance(client_id, str) else None)
-    return get_client(request.GET.get("client_id"))
+            return None, None
+        sid = token.claims.get("sid")
+        client = get_client(client_id if isinstance(client_id, str) else None)
+        return client, sid if isinstance(sid, str) else None
+    return get_client(request.GET.get("client_id")), None

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# make serve: the demo site as production runs it: gunicorn with several workers on
+# PostgreSQL and Redis (DATABASE_URL, CACHE_URL), against the embedded sandbox unless
+# FTAUTH_SANDBOX=false and the FT_* variables name real servers. Creates the PostgreSQL
+# database when it is missing, migrates, then serves. docs/deployment.md explains each part.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+addr=${SERVE_ADDR:-127.0.0.1:8000}
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ftauth_demo}
+export CACHE_URL=${CACHE_URL:-rediscache://127.0.0.1:6379/1}
+export FTAUTH_SANDBOX=${FTAUTH_SANDBOX:-true}
+export FT_SANDBOX_URL=${FT_SANDBOX_URL:-http://$addr}
+
+if [[ $DATABASE_URL == postgres* ]]; then
+  .venv/bin/python - <<'PY'
+import os
+from urllib.parse import urlsplit
+
+import psycopg
+
+url = urlsplit(os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1))
+name = url.path.lstrip("/")
+with psycopg.connect(url._replace(path="/postgres").geturl(), autocommit=True) as db:
+    if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        db.execute(f'CREATE DATABASE "{name}"')
+        print(f"serve.sh: created database {name}")
+PY
+fi
+.venv/bin/python manage.py migrate --noinput
+# Sync workers: ftauth's waits (France Travail's answers, the quota) hold a worker, so
+# count workers for the concurrent sign-ins you expect (docs/deployment.md).
+exec .venv/bin/gunicorn demo_site.wsgi:application --bind "$addr" \
+  --workers "${SERVE_WORKERS:-4}" --access-logfile - --graceful-timeout 10
