@@ -6,6 +6,7 @@
 # make serve: the demo under gunicorn (SERVE_WORKERS, default 4) on PostgreSQL and Redis
 #             (DATABASE_URL, CACHE_URL), on http://127.0.0.1:8000 (scripts/serve.sh).
 # make check: Django's system checks and a migrations-up-to-date check on the demo settings.
+# make dist:  build the wheel and sdist in dist/ and check them with twine.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -14,7 +15,7 @@ VENV312 := .venv-312
 PYTHON := $(VENV)/bin/python
 DEMO_ADDR ?= 127.0.0.1:8000
 
-.PHONY: demo serve test interop check lint services venv venv312 bench messages clean
+.PHONY: demo serve test interop check lint services venv venv312 bench messages dist clean
 
 # The stamps depend on pyproject.toml: a changed dependency or extra reinstalls.
 # scripts/find-python.sh finds a working interpreter even where pyenv shims are not.
@@ -33,12 +34,11 @@ $(VENV312)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 venv312: $(VENV312)/.installed
 
-# The sandbox serves the identity server on the same dev server, so its base URL is the
-# demo's own address.
+# The sandbox serves the identity server on the same dev server; its URLs follow the
+# address each request came to, so DEMO_ADDR=127.0.0.1:8001 needs nothing else.
 demo: venv
 	$(PYTHON) manage.py migrate --noinput
-	FTAUTH_SANDBOX=$${FTAUTH_SANDBOX:-true} FT_SANDBOX_URL=$${FT_SANDBOX_URL:-http://$(DEMO_ADDR)} \
-		$(PYTHON) manage.py runserver $(DEMO_ADDR)
+	FTAUTH_SANDBOX=$${FTAUTH_SANDBOX:-true} $(PYTHON) manage.py runserver $(DEMO_ADDR)
 
 serve: venv services
 	bash scripts/serve.sh
@@ -68,8 +68,15 @@ test: venv venv312 services interop
 bench: venv services
 	$(PYTHON) -m bench
 
+# Compiles ftauth's, the sandbox's and the demo's catalogues (the .mo files are committed).
 messages: venv
-	cd ftauth && ../$(PYTHON) ../manage.py compilemessages
+	$(PYTHON) manage.py compilemessages --ignore '.venv*' --ignore build --ignore dist
+
+# Compiled catalogues (.mo) are committed, so a wheel built here speaks French and English.
+dist: venv
+	rm -rf dist build
+	$(PYTHON) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) $(VENV312) .pytest_cache artifacts
+	rm -rf $(VENV) $(VENV312) .pytest_cache artifacts dist build

@@ -25,7 +25,9 @@ if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
 FTAUTH_SANDBOX = env.bool("FTAUTH_SANDBOX", default=True)
-SANDBOX_URL = env.str("FT_SANDBOX_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Empty (the default): the sandbox's URLs are paths, completed by ftauth with the
+# address each request came to, so the demo works on any host and port.
+SANDBOX_URL = env.str("FT_SANDBOX_URL", default="").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -157,15 +159,44 @@ FTAUTH = {
         "partenaire": {"server": _partenaire_url},
     },
     "TOKEN_KEYS": env.list("FTAUTH_TOKEN_KEYS", default=[_dev_token_key()]),
+    # The /offres/ page searches with an application token (client credentials).
+    "APPLICATION_SCOPES": ["api_offresdemploiv2", "o2dsoffre"],
     "CONSENT_CHECK_INTERVAL": env.int("FTAUTH_CONSENT_CHECK_INTERVAL", default=300),
     "SANDBOX": FTAUTH_SANDBOX,
     "LOGIN_REDIRECT_URL": "/profile/",
     "LOGOUT_REDIRECT_URL": "/",
 }
 
+# Request lines carry the callback's code and state and the end-session URL's
+# id_token_hint: ftauth's filter blanks them before any handler sees them
+# (docs/security.md). django.server is Django's own default, restated with it.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"ftauth": {"handlers": ["console"], "level": env.str("FTAUTH_LOG_LEVEL", "INFO")}},
+    "filters": {"ftauth_redact": {"()": "ftauth.log.RedactSecrets"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
+    "loggers": {
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["ftauth_redact"],
+        },
+        "django.request": {"filters": ["ftauth_redact"]},
+        "ftauth": {
+            "handlers": ["console"],
+            "level": env.str("FTAUTH_LOG_LEVEL", "INFO"),
+            "filters": ["ftauth_redact"],
+        },
+    },
 }

@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -28,7 +29,52 @@ from django.utils.translation import ngettext
 from . import consent, lifecycle, vault
 from .conf import get_settings
 from .core.errors import FTAuthError
+from .core.realms import REALM_NAMES
 from .models import AuditEvent, Grant, LinkedAccount
+from .names import realm_label
+
+# One word for a realm in the admin, "espace", with the realm's human name and
+# its code (what France Travail's documents and the logs say).
+REALM_TITLE = _("espace")
+
+
+def realm_text(realm: str) -> str:
+    return f"{realm_label(realm)} ({realm})" if realm else "—"
+
+
+def local_datetime(value: Any) -> str:
+    """A date as the admin shows every other: local time, the active language's format."""
+    if not value:
+        return "—"
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+class RealmFilter(admin.SimpleListFilter):
+    title = REALM_TITLE
+    parameter_name = "realm"  # also the field filtered on
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, realm_text(name)) for name in REALM_NAMES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() in REALM_NAMES:
+            return queryset.filter(**{self.parameter_name: self.value()})
+        return None
+
+
+class AccountRealmFilter(RealmFilter):
+    parameter_name = "account__realm"
+
+
+class ReadOnlyChangeForm:
+    """A change page where nothing can be edited has no "Enregistrer" buttons."""
+
+    def render_change_form(self, request, context, *args, **kwargs):  # type: ignore[no-untyped-def]
+        context.update(
+            show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+        )
+        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+
 
 STATUS_LABELS = vault.STATUS_LABELS
 
@@ -65,7 +111,7 @@ class TokenStatusFilter(admin.SimpleListFilter):
 class AuditEventInline(admin.TabularInline):
     model = AuditEvent
     fk_name = "account"
-    fields = ("created_at", "kind", "detail")
+    fields = ("created_at", "kind", "details")
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -75,6 +121,16 @@ class AuditEventInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("détail"))
+    def details(self, event: AuditEvent) -> str:
+        return audit_details(event)
+
+
+def audit_details(event: AuditEvent) -> str:
+    if not event.detail:
+        return "—"
+    return ", ".join(f"{key} : {value}" for key, value in sorted(event.detail.items()))
 
 
 class GrantStatusMixin:
@@ -112,13 +168,13 @@ class GrantInline(GrantStatusMixin, admin.TabularInline):
 
 
 @admin.register(Grant)
-class GrantAdmin(GrantStatusMixin, admin.ModelAdmin):
+class GrantAdmin(ReadOnlyChangeForm, GrantStatusMixin, admin.ModelAdmin):
     """One sign-in's grant. Deleting it (or the action) ends it like a sign-out."""
 
     list_display = ("account", "device", "obtained_at", "refreshed_at", "token_status")
     list_select_related = ("account",)
     search_fields = ("account__sub", "account__email", "device")
-    list_filter = ("account__realm",)
+    list_filter = (AccountRealmFilter,)
     fields = (
         "account",
         "device",
@@ -175,23 +231,23 @@ class GrantAdmin(GrantStatusMixin, admin.ModelAdmin):
 
 
 @admin.register(LinkedAccount)
-class LinkedAccountAdmin(admin.ModelAdmin):
+class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
+    # Short enough for a 1280-pixel screen: the email and dates are on the
+    # account's page; a long sub wraps (admin.css).
     list_display = (
-        "user",
-        "realm",
-        "sub",
-        "email",
-        "linked_at",
+        "user_display",
+        "realm_display",
+        "sub_display",
         "last_login_at",
         "token_status",
         "active_sessions",
     )
-    list_filter = ("realm", TokenStatusFilter)
+    list_filter = (RealmFilter, TokenStatusFilter)
     list_select_related = ("user",)
     date_hierarchy = "linked_at"
     fields = (
         "user",
-        "realm",
+        "realm_display",
         "sub",
         "email",
         "linked_at",
@@ -205,6 +261,25 @@ class LinkedAccountAdmin(admin.ModelAdmin):
     readonly_fields = fields
     inlines = (GrantInline, AuditEventInline)
     actions = ("withdraw_consent", "end_all_grants", "refresh_tokens")
+
+    class Media:
+        css = {"all": ("ftauth/admin.css",)}
+
+    @admin.display(description=REALM_TITLE, ordering="realm")
+    def realm_display(self, account: LinkedAccount) -> str:
+        return realm_text(account.realm)
+
+    @admin.display(description=_("identifiant (sub)"), ordering="sub")
+    def sub_display(self, account: LinkedAccount) -> str:
+        return account.sub
+
+    @admin.display(description=_("utilisateur"), ordering="user")
+    def user_display(self, account: LinkedAccount) -> str:
+        # The person's name: generated user names (ft-individu-…) say nothing to
+        # people, and are on the account's page.
+        user = account.user
+        name = user.get_full_name() if hasattr(user, "get_full_name") else ""
+        return name or user.get_username()
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         user_model = get_user_model()
@@ -221,7 +296,7 @@ class LinkedAccountAdmin(admin.ModelAdmin):
     def token_status(self, account: LinkedAccount) -> str:
         return vault.account_status(account).label
 
-    @admin.display(description=_("sessions actives"), ordering="session_count")
+    @admin.display(description=_("sessions"), ordering="session_count")
     def active_sessions(self, account: LinkedAccount) -> int:
         if hasattr(account, "session_count"):
             return account.session_count
@@ -240,9 +315,9 @@ class LinkedAccountAdmin(admin.ModelAdmin):
             _("autorisations"),
             len(grants),
             _("expire le"),
-            latest.expires_at or "—",
+            local_datetime(latest.expires_at),
             _("rafraîchi le"),
-            latest.refreshed_at or "—",
+            local_datetime(latest.refreshed_at),
             _("périmètres"),
             latest.scopes or "—",
         )
@@ -351,14 +426,47 @@ class LinkedAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "kind", "realm", "sub", "user", "account")
-    list_filter = ("kind", "realm")
+class AuditEventAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
+    list_display = ("created_at", "kind", "realm_display", "sub_display", "user_display")
+    list_filter = ("kind", RealmFilter)
     search_fields = ("sub",)
     date_hierarchy = "created_at"
-    list_select_related = ("user", "account")
-    fields = ("created_at", "kind", "realm", "sub", "user", "account", "detail")
+    list_select_related = ("user",)
+    fields = (
+        "created_at",
+        "kind",
+        "realm_display",
+        "sub_display",
+        "user_display",
+        "account_display",
+        "details",
+    )
     readonly_fields = fields
+
+    class Media:
+        css = {"all": ("ftauth/admin.css",)}
+
+    @admin.display(description=REALM_TITLE, ordering="realm")
+    def realm_display(self, event: AuditEvent) -> str:
+        return realm_text(event.realm)
+
+    @admin.display(description=_("identifiant France Travail (sub)"), ordering="sub")
+    def sub_display(self, event: AuditEvent) -> str:
+        return event.sub or "—"
+
+    @admin.display(description=_("utilisateur"), ordering="user")
+    def user_display(self, event: AuditEvent) -> str:
+        return str(event.user) if event.user_id else "—"
+
+    @admin.display(description=_("compte France Travail lié"))
+    def account_display(self, event: AuditEvent) -> str:
+        if event.account_id is None:
+            return _("supprimé")
+        return f"{realm_text(event.realm)} · {event.sub}"
+
+    @admin.display(description=_("détail"))
+    def details(self, event: AuditEvent) -> str:
+        return audit_details(event)
 
     # The trail is evidence: read-only, removed only by ftauth_purge after the
     # retention period.

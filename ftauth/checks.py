@@ -12,7 +12,7 @@ from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch
 from django.utils.module_loading import import_string
 
-from .conf import FTAuthSettings, SettingsErrors, get_settings
+from .conf import FTAuthSettings, SettingsErrors, get_settings, is_site_relative
 from .core import typed
 from .core.errors import ConfigurationError, InsecureTransport
 from .core.http import check_secure_url
@@ -47,7 +47,8 @@ def insecure_url_errors(conf: FTAuthSettings) -> list[checks.Error]:
     errors, seen = [], set()
     for setting, url in _outbound_urls(conf):
         origin = urlsplit(url)[:2]
-        if not url or origin in seen:
+        # A path is the sandbox on this very site: as secure as the site is.
+        if not url or origin in seen or is_site_relative(url):
             continue
         try:
             check_secure_url(url)
@@ -285,4 +286,62 @@ def check_shared_cache(app_configs=None, **kwargs):
             ),
             id="ftauth.W040",
         )
+    ]
+
+
+CONSENT_MIDDLEWARE = "ftauth.middleware.ConsentMiddleware"
+
+
+@checks.register()
+def check_sandbox(app_configs=None, **kwargs):
+    """``SANDBOX`` on needs the sandbox app (and its URLs); its site-relative URLs
+    are completed by ``ConsentMiddleware``."""
+    try:
+        conf = get_settings()
+    except ConfigurationError:
+        return []  # reported by check_settings
+    if not conf.sandbox:
+        return []
+    errors = []
+    if "ftauth.sandbox" not in settings.INSTALLED_APPS:
+        errors.append(
+            checks.Error(
+                "FTAUTH['SANDBOX'] is True but 'ftauth.sandbox' is not in INSTALLED_APPS.",
+                hint=(
+                    'Add "ftauth.sandbox" to INSTALLED_APPS and '
+                    'path("sandbox/", include("ftauth.sandbox.urls")) to your URLs, '
+                    "or set FTAUTH['SANDBOX'] = False to use France Travail."
+                ),
+                id="ftauth.E030",
+            )
+        )
+    relative = any(is_site_relative(url) for _setting, url in _outbound_urls(conf))
+    if relative and CONSENT_MIDDLEWARE not in (getattr(settings, "MIDDLEWARE", None) or []):
+        errors.append(
+            checks.Error(
+                f"The sandbox's URLs are relative to the site but {CONSENT_MIDDLEWARE} "
+                "is not in MIDDLEWARE: nothing completes them with the site's address.",
+                hint=f'Add "{CONSENT_MIDDLEWARE}" to MIDDLEWARE, after AuthenticationMiddleware.',
+                id="ftauth.E031",
+            )
+        )
+    return errors
+
+
+@checks.register()
+def check_former_servers(app_configs=None, **kwargs):
+    """A former pole-emploi.fr server name works, but says so."""
+    try:
+        conf = get_settings()
+    except ConfigurationError:
+        return []
+    return [
+        checks.Warning(
+            f"FTAUTH['REALMS']['{realm.name}']['server'] is {realm.server!r}, the former "
+            "Pôle emploi name of a France Travail server.",
+            hint=f"France Travail now serves it as {realm.current_server!r}: use that name.",
+            id="ftauth.W032",
+        )
+        for realm in conf.enabled_realms.values()
+        if realm.current_server
     ]

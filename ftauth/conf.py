@@ -6,12 +6,23 @@ first use and caches it, and Django's ``setting_changed`` signal (sent by
 Every value is converted to its type or refused here (``ftauth.core.typed``),
 so no setting can surprise a view at request time; misconfiguration is reported
 by ``ftauth.checks`` at ``manage.py check``, one check id per rule.
+
+Misconfiguration is reported by ``ftauth.checks`` at ``manage.py check``.
+
+With ``SANDBOX`` on, a server URL may be a path (``/sandbox/entreprise``, the
+default then): the sandbox is served by the site itself, so such a URL is
+completed with the origin of the request being served (set by
+``ConsentMiddleware`` through :func:`serving`), whatever host and port the dev
+server listens on. Outside a request (a management command) it stays a path
+until :func:`serving_origin` names the site.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +34,15 @@ from .core import typed
 from .core.errors import ConfigurationError
 from .core.http import HttpClient, HttpConfig
 from .core.realms import API_SERVER, ID_TOKEN_LIFETIME, Realm, build_realms
+
+# Where the embedded sandbox serves France Travail's hosts (ftauth.sandbox.urls
+# included at "sandbox/"): the default servers when FTAUTH["SANDBOX"] is on.
+SANDBOX_SERVERS = {
+    "individu": "/sandbox/authentification-candidat",
+    "employeur": "/sandbox/entreprise",
+    "partenaire": "/sandbox/entreprise",
+}
+SANDBOX_API_URL = "/sandbox/api"
 
 
 def _positive(converter: Callable[..., Any], **bounds: Any) -> Callable[[str, Any], Any]:
@@ -131,11 +151,36 @@ class SettingsErrors(ConfigurationError):
         self.errors = errors
 
 
-def load_settings(raw: Any) -> FTAuthSettings:
+def is_site_relative(url: str) -> bool:
+    """A server URL given as a path: the sandbox, on this very site."""
+    return url.startswith("/") and not url.startswith("//")
+
+
+def _on_site(url: str, origin: str) -> str:
+    return f"{origin}{url}" if origin and is_site_relative(url) else url
+
+
+def _sandbox_realms(realms_raw: Any, origin: str) -> Any:
+    """Each realm's options, its server defaulting to the sandbox's and made absolute."""
+    if not isinstance(realms_raw, Mapping):
+        return realms_raw  # refused with its own message by build_realms
+    realms = {}
+    for name, options in realms_raw.items():
+        options = dict(options or {}) if isinstance(options, Mapping) else options
+        if isinstance(options, dict):
+            server = options.get("server") or SANDBOX_SERVERS.get(name, "")
+            if server:
+                options["server"] = _on_site(str(server), origin)
+        realms[name] = options
+    return realms
+
+
+def load_settings(raw: Any, origin: str = "") -> FTAuthSettings:
     """Build the typed settings from a ``FTAUTH`` dict, every value converted.
 
     Raises :class:`SettingsErrors` listing each wrong value (all of them, so that
-    ``manage.py check`` reports everything at once).
+    ``manage.py check`` reports everything at once). ``origin``
+    (``http://127.0.0.1:8001``) completes the sandbox's site-relative URLs.
     """
     if not isinstance(raw, Mapping):
         raise SettingsErrors([typed.wrong_type("settings.FTAUTH", "a dict", raw)])
@@ -155,9 +200,16 @@ def load_settings(raw: Any) -> FTAuthSettings:
                 values[key.lower()] = convert(f"FTAUTH['{key}']", raw[key])
             except typed.SettingError as exc:
                 errors.append(exc)
-    api_url = (values.pop("api_url", "") or API_SERVER).rstrip("/")
+    sandbox = values.get("sandbox", False)
+    api_url = (values.pop("api_url", "") or (SANDBOX_API_URL if sandbox else API_SERVER)).rstrip(
+        "/"
+    )
+    realms_raw = raw.get("REALMS", {"individu": {}})
+    if sandbox:
+        api_url = _on_site(api_url, origin)
+        realms_raw = _sandbox_realms(realms_raw, origin)
     try:
-        realms = build_realms(raw.get("REALMS", {"individu": {}}), api_url)
+        realms = build_realms(realms_raw, api_url)
     except typed.SettingError as exc:
         errors.append(exc)
     if errors:
@@ -171,9 +223,51 @@ def load_settings(raw: Any) -> FTAuthSettings:
     )
 
 
-@functools.cache
+# The origin of the request being served (one per thread or task).
+_origin: contextvars.ContextVar[str] = contextvars.ContextVar("ftauth_origin", default="")
+
+
+@contextlib.contextmanager
+def serving_origin(origin: str) -> Iterator[None]:
+    """Complete site-relative server URLs with ``origin`` inside the block."""
+    token = _origin.set(origin.rstrip("/"))
+    try:
+        yield
+    finally:
+        _origin.reset(token)
+
+
+def serving(request: Any) -> contextlib.AbstractContextManager[None]:
+    """:func:`serving_origin` with the origin ``request`` came to, when it matters.
+
+    ``get_host()`` checks the host against ``ALLOWED_HOSTS``: a forged ``Host``
+    header cannot send the sign-in elsewhere.
+    """
+    try:
+        relative = _uses_site_origin()
+    except ConfigurationError:
+        relative = False  # reported by manage.py check; pages must still render
+    if not relative:
+        return contextlib.nullcontext()
+    return serving_origin(f"{request.scheme}://{request.get_host()}")
+
+
+@functools.lru_cache(maxsize=32)
+def _settings_at(origin: str) -> FTAuthSettings:
+    return load_settings(getattr(django_settings, "FTAUTH", {}), origin)
+
+
 def get_settings() -> FTAuthSettings:
-    return load_settings(getattr(django_settings, "FTAUTH", {}))
+    """The settings, as seen from the request being served (if any)."""
+    origin = _origin.get()
+    if origin and not _uses_site_origin():
+        origin = ""  # every URL is absolute: one settings object for all hosts
+    return _settings_at(origin)
+
+
+@functools.cache
+def _uses_site_origin() -> bool:
+    return _settings_at("") != _settings_at("http://o.invalid")
 
 
 @functools.cache
@@ -185,5 +279,6 @@ def get_http() -> HttpClient:
 @receiver(setting_changed)
 def _reset(setting: str, **kwargs: Any) -> None:
     if setting in {"FTAUTH", "CACHES"}:
-        get_settings.cache_clear()
+        _settings_at.cache_clear()
+        _uses_site_origin.cache_clear()
         get_http.cache_clear()

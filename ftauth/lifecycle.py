@@ -47,7 +47,7 @@ def forget(account: LinkedAccount, grant_ids: Iterable[int] | None = None) -> En
     rows = list(rows)
     AccountSession.objects.filter(pk__in=[r.pk for r in rows]).delete()
     forgotten = grants.delete()[1].get(Grant._meta.label, 0)
-    return Ended(grants=forgotten, sessions=sessions.collect(rows), rows=len(rows))
+    return Ended(grants=forgotten, sessions=sessions.collect(rows, account.realm), rows=len(rows))
 
 
 def end_grants(
@@ -98,7 +98,7 @@ def remove_account(
     (but ``keep_sid``, the session doing the unlinking, which stays signed in)."""
     with transaction.atomic():
         rows = list(AccountSession.objects.filter(account=account))
-        ended = sessions.collect(r for r in rows if r.sid != keep_sid)
+        ended = sessions.collect((r for r in rows if r.sid != keep_sid), account.realm)
         forgotten = Grant.objects.filter(account=account).count()
         audit.record(kind, account, grants=forgotten, sessions=len(rows), **detail)
         # Cascades to grants and registry rows; the audit trail keeps realm and sub.

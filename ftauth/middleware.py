@@ -29,13 +29,14 @@ from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils import timezone
 
-from .conf import get_settings
+from .conf import get_settings, serving
 from .consent import ConsentCheck, check_grant, send_pending_revocation
 from .core.errors import ConfigurationError
 from .models import AccountSession, LinkedAccount
 from .sessions import (
     ENDED_CONSENT_WITHDRAWN,
     ENDED_GRANT_REFUSED,
+    ENDED_REALM_KEY,
     ENDED_SIGNED_OUT,
     SESSION_KEY,
     TOMBSTONE_KEY,
@@ -71,7 +72,9 @@ class ConsentMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        # With the sandbox on the site itself, its URLs follow this request's host.
+        with serving(request):
+            return self.get_response(request)
 
     def process_view(
         self, request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict
@@ -155,6 +158,9 @@ class ConsentMiddleware:
 
     def ended(self, request: HttpRequest, reason: str) -> HttpResponse:
         """Sign the session out and say why."""
+        marker = request.session.get(SESSION_KEY)
+        realm = marker.get("realm") if isinstance(marker, dict) else None
+        realm = realm or request.session.get(ENDED_REALM_KEY)
         try:
             logout(request)  # flushes the session, tombstone included
         except DatabaseError as exc:
@@ -162,6 +168,9 @@ class ConsentMiddleware:
             logger.error("sign-out of an ended session: %s: %s", type(exc).__name__, exc)
             request.session.flush()
         withdrawn = reason == ENDED_CONSENT_WITHDRAWN
+        if withdrawn and isinstance(realm, str):
+            # For the "consentement retiré" page: a new sign-in on that realm only.
+            request.session[ENDED_REALM_KEY] = realm
         if wants_json(request):
             response: HttpResponse = JsonResponse(
                 {

@@ -216,4 +216,15 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.realm}:{self.sub}"
+        # « Déconnexion · espace partenaire · sandbox-partenaire-nadia · 12 mars 2026 14:03 »
+        from django.utils.formats import date_format
+
+        from .names import realm_label
+
+        parts = [str(self.get_kind_display()).capitalize()]
+        if self.realm:
+            parts.append(realm_label(self.realm))
+        if self.sub:
+            parts.append(self.sub)
+        parts.append(date_format(timezone.localtime(self.created_at), "DATETIME_FORMAT"))
+        return " · ".join(parts)

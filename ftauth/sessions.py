@@ -44,6 +44,9 @@ logger = logging.getLogger("ftauth.sessions")
 SESSION_KEY = "_ftauth"
 # The only content of a session ended server-side: why it ended.
 TOMBSTONE_KEY = "_ftauth_ended"
+# Beside the tombstone, and in the session left after a withdrawal: the realm
+# concerned, so the "consentement retiré" page offers that realm's button only.
+ENDED_REALM_KEY = "_ftauth_ended_realm"
 
 ENDED_CONSENT_WITHDRAWN = "consent_withdrawn"
 ENDED_SIGNED_OUT = "signed_out"
@@ -134,12 +137,17 @@ class EndedSession:
 
     key_ciphertext: str
     engine: str
+    # Its realm, left beside the tombstone for the "consentement retiré" page.
+    realm: str = ""
 
 
-def collect(rows: Iterable[AccountSession]) -> list[EndedSession]:
-    """The server-side sessions among ``rows``, to :func:`tombstone` after the rows go."""
+def collect(rows: Iterable[AccountSession], realm: str = "") -> list[EndedSession]:
+    """The server-side sessions among ``rows`` (of an account of ``realm``), to
+    :func:`tombstone` after the rows go."""
     return [
-        EndedSession(r.session_key_ciphertext, r.engine) for r in rows if r.session_key_ciphertext
+        EndedSession(r.session_key_ciphertext, r.engine, realm)
+        for r in rows
+        if r.session_key_ciphertext
     ]
 
 
@@ -180,6 +188,8 @@ def _tombstone(ended: EndedSession, reason: str) -> None:
         return  # expired or signed out already
     store.clear()  # without loading: nothing of the old session is kept
     store[TOMBSTONE_KEY] = reason
+    if ended.realm:
+        store[ENDED_REALM_KEY] = ended.realm
     # Deleted between exists() and save(): ended all the same.
     with contextlib.suppress(UpdateError):
         store.save()

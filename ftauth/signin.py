@@ -52,6 +52,10 @@ class StateError(SignInError):
     """Missing, unknown, reused or expired ``state``: no token request is made."""
 
 
+class SignInExpired(StateError):
+    """The pending request outlived ``PENDING_LOGIN_TTL``: the user took too long."""
+
+
 class SignInCancelled(SignInError):
     """The user cancelled at France Travail (a return with ``state`` only)."""
 
@@ -134,16 +138,22 @@ def take_pending(request: HttpRequest, realm_name: str, state: str | None) -> Pe
         raise StateError("the callback carries no state")
     digest = state_hash(state)
     pending = request.session.get(SESSION_PENDING) or []
-    if not any(isinstance(p, list) and p and p[0] == digest for p in pending):
+    mine = [p for p in pending if isinstance(p, list) and len(p) == 2 and p[0] == digest]
+    if not mine:
         raise StateError("state unknown to this browser session")
     request.session[SESSION_PENDING] = [p for p in pending if not (p and p[0] == digest)]
+    # The browser's own record says when the request expires, even once the
+    # row is purged: the user is told it expired, not that it is unknown.
+    expired = mine[0][1] <= time.time()
     row = PendingAuthorization.objects.filter(state_hash=digest, realm=realm_name).first()
     # Only the request whose delete removes the row goes on: a state is
     # single-use even when two callbacks with it race each other.
     if row is None or PendingAuthorization.objects.filter(pk=row.pk).delete()[0] != 1:
+        if expired:
+            raise SignInExpired("the sign-in request expired")
         raise StateError("state already used or unknown")
-    if row.expires_at <= timezone.now():
-        raise StateError("the sign-in request expired")
+    if expired or row.expires_at <= timezone.now():
+        raise SignInExpired("the sign-in request expired")
     return row
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -30,13 +31,13 @@ def free_port() -> int:
 class DemoServer:
     def __init__(self, tmp: Path, host: str = "127.0.0.1", **env: str) -> None:
         self.port = free_port()
+        self.log: str | None = None
         self.url = f"http://{host}:{self.port}"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("FT_", "FTAUTH_"))},
             "DJANGO_SETTINGS_MODULE": "demo_site.settings",
             "DATABASE_URL": f"sqlite:///{tmp / f'demo-{self.port}.sqlite3'}",
             "CACHE_URL": "locmemcache://",
-            "FT_SANDBOX_URL": self.url,
             "DEBUG": "true",
             **env,
         }
@@ -61,12 +62,17 @@ class DemoServer:
         self.stop()
         raise AssertionError("the demo server did not start")
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+    def stop(self) -> str:
+        """Stop the server (once) and return its log (stderr)."""
+        if self.log is None:
+            self.process.terminate()
+            try:
+                _out, err = self.process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                _out, err = self.process.communicate()
+            self.log = (err or b"").decode(errors="replace")
+        return self.log
 
 
 @pytest.fixture
@@ -117,3 +123,39 @@ def test_signs_in_through_another_identity_server_on_loopback(tmp_path, demo):
         assert any(demo.url in r.url for r in page.history)
     finally:
         other.stop()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_sandbox_follows_the_address_the_demo_is_served_on(demo, host):
+    """No FT_SANDBOX_URL: on a random port, under either name, the button leads there."""
+    origin = f"http://{host}:{demo.port}"
+    start = requests.get(f"{origin}/ftauth/login/individu/", allow_redirects=False, timeout=5)
+    assert start.status_code == 302
+    assert start.headers["Location"].startswith(f"{origin}/sandbox/authentification-candidat/")
+    user = ScriptedUser(origin)
+    page = user.sign_in("individu", persona=PERSONAS["individu"], next_url="/profile/")
+    assert page.url == f"{origin}/profile/" and PERSONAS["individu"] in page.text
+
+
+def test_request_log_of_a_sign_in_and_sign_out_holds_no_code_state_or_id_token(demo):
+    user = ScriptedUser(demo.url)
+    page = user.sign_in("individu", persona=PERSONAS["individu"], next_url="/profile/")
+    callback = next(r for r in page.history if "/ftauth/callback/" in r.url)
+    query = parse_qs(urlsplit(callback.url).query)
+    code, state = query["code"][0], query["state"][0]
+    logout = user.http.post(
+        demo.url + "/ftauth/logout/",
+        data={"csrfmiddlewaretoken": user.http.cookies["csrftoken"]},
+        headers={"Referer": demo.url + "/profile/"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    end_session = logout.headers["Location"]
+    hint = parse_qs(urlsplit(end_session).query)["id_token_hint"][0]
+    user.get(end_session)
+    log = demo.stop()
+    assert "/ftauth/callback/individu/?" in log  # the lines are there...
+    assert "/compte/deconnexion?" in log
+    for secret in (code, state, hint):
+        assert secret not in log  # ...without their secrets
+    assert "code=[redacted]" in log and "id_token_hint=[redacted]" in log

@@ -91,6 +91,9 @@ def hosts(shared_database, tmp_path_factory):
             FT_ENTREPRISE_URL=f"{sandbox}/entreprise",
             FT_API_URL=f"{sandbox}/api",
             FTAUTH_TOKEN_KEYS=Fernet.generate_key().decode(),
+            # Every request checks its grant: a withdrawal (which France Travail does
+            # not announce) is noticed at once rather than one interval later.
+            FTAUTH_CONSENT_CHECK_INTERVAL="0",
         )
         manage(host_env, "migrate", "--noinput", "-v", "0")
         host_a = gunicorn(host_env, tmp / "a.log")
@@ -231,11 +234,13 @@ def test_sign_in_across_hosts_shared_caches_and_withdrawal(hosts):
     assert len(windows) >= 6, windows
 
     # Withdrawal on the identity server: the sessions opened through either host end,
-    # and host B is the one that tells the laptop (signed in through A).
+    # and host B is the one that tells the laptop (signed in through A): its check
+    # finds the laptop's grant refused, probes the tablet's (refused too), withdraws.
     withdraw_on_the_sandbox(idp, PERSONA)
     for browser in (laptop, tablet):
         response = browser.get("/profile/", via="b")
         assert response.status_code == 302
+        assert response.headers["Location"] == "/ftauth/consent-withdrawn/"
         follow = browser.get(response.headers["Location"], via="b")
         assert follow.status_code in {200, 302}
         assert browser.get("/profile/", via="a").status_code == 302

@@ -53,11 +53,14 @@ def test_logout_goes_through_the_end_session_url(fakeop):
     assert account.consent_withdrawn_at is None
 
 
-def test_logout_needs_post(fakeop):
+def test_logout_needs_post_and_a_get_shows_the_sign_out_form(fakeop):
     client = Client()
     sign_in(client, fakeop, "sub-logout-get")
-    assert client.get("/ftauth/logout/").status_code == 405
-    assert signed_in(client)
+    page = client.get("/ftauth/logout/")
+    assert page.status_code == 200 and 'data-ftauth-page="logout"' in page.content.decode()
+    assert 'method="post" action="/ftauth/logout/"' in page.content.decode()
+    assert signed_in(client)  # a GET (a link, an image) never signs out
+    assert client.put("/ftauth/logout/").status_code == 405
 
 
 def test_logout_is_csrf_protected(fakeop):

@@ -53,7 +53,7 @@ def build_authorization_request(
         "realm": realm.path,
         "response_type": "code",
         "client_id": client_id,
-        "scope": " ".join(scopes if scopes is not None else realm.scopes),
+        "scope": " ".join(scopes if scopes is not None else realm.scopes_for(client_id)),
         "redirect_uri": redirect_uri,
         "state": state,
         "nonce": nonce,

@@ -23,6 +23,21 @@ INDIVIDU_SERVER = "https://authentification-candidat.francetravail.fr"
 ENTREPRISE_SERVER = "https://entreprise.francetravail.fr"
 API_SERVER = "https://api.francetravail.io"
 
+# The servers' names from before Pôle emploi became France Travail (2024). Older
+# deployments, documents and integrations still use them: they name the same
+# servers, so ftauth recognises them, and ``manage.py check`` suggests the new name.
+FORMER_SERVERS = {
+    "https://authentification-candidat.pole-emploi.fr": INDIVIDU_SERVER,
+    "https://entreprise.pole-emploi.fr": ENTREPRISE_SERVER,
+}
+
+# RFC 6749 2.3.1 / OIDC Core 9: how the client authenticates at the token endpoint.
+# France Travail takes the secret in the form body only (HTTP Basic is refused);
+# Basic is there for other servers and conformance profiles.
+CLIENT_SECRET_POST = "client_secret_post"
+CLIENT_SECRET_BASIC = "client_secret_basic"
+CLIENT_AUTH_METHODS = (CLIENT_SECRET_POST, CLIENT_SECRET_BASIC)
+
 # Lifetimes announced by France Travail (seed page): used as defaults and bounds.
 AUTHORIZATION_CODE_LIFETIME = 60
 ACCESS_TOKEN_LIFETIME = 25 * 60
@@ -49,13 +64,35 @@ class Realm:
     id_token_algorithms: tuple[str, ...] = ("RS256",)
     fetch_userinfo: bool = True
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
+    token_endpoint_auth_method: str = CLIENT_SECRET_POST
+    # Older France Travail integrations ask for ``application_<client_id>`` too.
+    application_scope: bool = False
 
     @property
     def path(self) -> str:
         """The value of the ``realm`` parameter: ``/individu``."""
         return f"/{self.name}"
 
+    @property
+    def current_server(self) -> str | None:
+        """The France Travail name of a former ``pole-emploi.fr`` server, else ``None``."""
+        return FORMER_SERVERS.get(self.server.lower())
+
+    def scopes_for(self, client_id: str) -> tuple[str, ...]:
+        """The scopes of an authorization request made by ``client_id``."""
+        if self.application_scope:
+            extra = f"application_{client_id}"
+            if extra not in self.scopes:
+                return (*self.scopes, extra)
+        return self.scopes
+
     def __post_init__(self) -> None:
+        if self.token_endpoint_auth_method not in CLIENT_AUTH_METHODS:
+            raise SettingError(
+                f"FTAUTH['REALMS']['{self.name}']['token_endpoint_auth_method'] must be one "
+                f"of {', '.join(CLIENT_AUTH_METHODS)}, not {self.token_endpoint_auth_method!r}",
+                check_id=typed.OUT_OF_RANGE,
+            )
         if "none" in {a.lower() for a in self.id_token_algorithms}:
             raise SettingError(
                 f"FTAUTH['REALMS']['{self.name}']['id_token_algorithms'] must not contain 'none'",
@@ -104,8 +141,16 @@ _OPTIONS = {
     "id_token_algorithms": typed.as_str_tuple,
     "fetch_userinfo": typed.as_bool,
     "extra_authorize_params": typed.as_str_map,
+    "token_endpoint_auth_method": typed.as_str,
+    "application_scope": typed.as_bool,
 }
 _OVERRIDABLE = set(_OPTIONS)
+
+
+def is_france_travail_server(server: str) -> bool:
+    """A France Travail identity server, under its current or its former name."""
+    server = server.rstrip("/").lower()
+    return server in FORMER_SERVERS or server in FORMER_SERVERS.values()
 
 
 def default_issuer(server: str, name: str) -> str:

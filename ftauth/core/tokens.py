@@ -1,19 +1,22 @@
 """Token endpoint calls: code exchange, refresh, client credentials.
 
 France Travail authenticates clients with ``client_secret_post`` (id and
-secret in the form body) and wants the realm in the token URL's query string
-(the realm's ``token_url`` already carries it).
+secret in the form body; its server misreads HTTP Basic) and wants the realm in
+the token URL's query string (the realm's ``token_url`` already carries it).
+A realm may use ``client_secret_basic`` instead, for other servers.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 from .errors import InvalidResponse, oauth_error
 from .http import HttpClient, raise_for_transient
-from .realms import Realm
+from .realms import CLIENT_SECRET_BASIC, Realm
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,16 @@ class TokenResponse:
         )
 
 
+def basic_authorization(client_id: str, client_secret: str) -> str:
+    """The ``Authorization`` header of ``client_secret_basic``.
+
+    RFC 6749 2.3.1: id and secret are form-urlencoded *before* base64, so a
+    secret with ``:`` or ``%`` survives.
+    """
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
 def request_token(
     http: HttpClient, realm: Realm, client_id: str, client_secret: str, form: dict[str, str]
 ) -> TokenResponse:
@@ -77,8 +90,13 @@ def request_token(
     5xx), an :class:`~ftauth.core.errors.OAuthError` subclass (4xx with an
     OAuth error) or :class:`InvalidResponse`.
     """
-    body = {**form, "client_id": client_id, "client_secret": client_secret}
-    response = http.post(realm.token_url, data=body, headers={"Accept": "application/json"})
+    headers = {"Accept": "application/json"}
+    if realm.token_endpoint_auth_method == CLIENT_SECRET_BASIC:
+        headers["Authorization"] = basic_authorization(client_id, client_secret)
+        body = dict(form)
+    else:
+        body = {**form, "client_id": client_id, "client_secret": client_secret}
+    response = http.post(realm.token_url, data=body, headers=headers)
     raise_for_transient(response, "token endpoint")
     try:
         data = response.json()

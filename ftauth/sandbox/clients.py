@@ -35,6 +35,9 @@ class SandboxClient:
     redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str = ""
     post_logout_redirect_uris: tuple[str, ...] = ()
+    # France Travail takes client_secret_post only; an extra client may be
+    # registered for client_secret_basic, to stand for another server.
+    token_endpoint_auth_method: str = "client_secret_post"
 
     @property
     def is_default(self) -> bool:
@@ -54,8 +57,7 @@ class SandboxClient:
         return hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        # France Travail authenticates clients by client_secret_post only.
-        return method == "client_secret_post"
+        return method == self.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
@@ -116,6 +118,9 @@ def _from_mapping(raw: Mapping[str, Any]) -> SandboxClient:
         redirect_uris=tuple(raw.get("redirect_uris") or ()),
         backchannel_logout_uri=str(raw.get("backchannel_logout_uri") or ""),
         post_logout_redirect_uris=tuple(raw.get("post_logout_redirect_uris") or ()),
+        token_endpoint_auth_method=str(
+            raw.get("token_endpoint_auth_method") or "client_secret_post"
+        ),
     )
 
 

@@ -4,7 +4,8 @@ authlib validates the requests (client, redirect URI, PKCE, codes, grants)
 and shapes the error answers; this module stores what it issues and adds
 France Travail's habits: ``iss`` and ``client_id`` in the callback (RFC 9207
 and France Travail's own), ``nonce`` at the top of the token response,
-client_secret_post only, PKCE S256 only, 60-second single-use codes whose
+client_secret_post (Basic only for an extra client registered for it, standing
+for another server), PKCE S256 only, 60-second single-use codes whose
 replay revokes the tokens they gave (RFC 6749 10.5), refresh-token rotation,
 ID tokens on refresh (OpenID Connect Core 12.2), client credentials on
 ``/partenaire`` only.
@@ -106,7 +107,7 @@ class S256Required(CodeChallenge):
 
 
 class AuthorizationCodeGrant(_RealmScopes, grants.AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_post", "client_secret_basic"]
 
     def validate_authorization_redirect_uri(self, request: SandboxRequest, client: Any) -> str:
         uri = request.payload.redirect_uri
@@ -183,7 +184,7 @@ class AuthorizationCodeGrant(_RealmScopes, grants.AuthorizationCodeGrant):
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_post", "client_secret_basic"]
 
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedToken | None:
         return IssuedToken.objects.filter(
@@ -224,7 +225,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_post", "client_secret_basic"]
 
     def validate_token_request(self) -> None:
         if self.request.site.realm != "partenaire":

@@ -27,6 +27,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_settings
+from ..names import realm_label
 
 logger = logging.getLogger("ftauth.templatetags")
 register = template.Library()
@@ -111,3 +112,9 @@ def ftauth_button(
 def ftauth_css() -> SafeString:
     """The ``<link>`` to the button's stylesheet (served from ftauth's static files)."""
     return format_html('<link rel="stylesheet" href="{}">', static("ftauth/ftauth.css"))
+
+
+@register.filter
+def ftauth_realm_label(realm: str) -> str:
+    """``individu|ftauth_realm_label`` is « espace candidat »: never the raw code to people."""
+    return realm_label(str(realm))

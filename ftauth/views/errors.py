@@ -20,6 +20,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from ..conf import get_settings
 from ..core.errors import (
@@ -36,6 +37,7 @@ from ..signin import (
     AccountRefused,
     ConsentRefused,
     SignInCancelled,
+    SignInExpired,
     StateError,
 )
 
@@ -63,6 +65,14 @@ def error_page(
 # What each failure shows, most specific first: (errors, title, message, status, retry).
 # A "transient" failure (no answer, 5xx, 429, database) is a 503 and says when to retry.
 PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
+    (
+        (SignInExpired,),
+        _("Demande de connexion expirée"),
+        # The message is completed with the time limit (PENDING_LOGIN_TTL) below.
+        "",
+        400,
+        True,
+    ),
     (
         (StateError,),
         _("Demande de connexion inconnue ou expirée"),
@@ -183,6 +193,15 @@ def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpRespo
         message = _("France Travail est momentanément surchargé. Réessayez dans %(seconds)s s.") % {
             "seconds": math.ceil(retry_after)
         }
+    if isinstance(exc, SignInExpired):
+        minutes = max(1, round(get_settings().pending_login_ttl / 60))
+        message = ngettext(
+            "Une connexion doit être terminée dans la minute qui suit son début. "
+            "Recommencez la connexion.",
+            "Une connexion doit être terminée dans les %(minutes)s minutes qui suivent son "
+            "début. Recommencez la connexion.",
+            minutes,
+        ) % {"minutes": minutes}
     response = error_page(
         request,
         title=str(title),

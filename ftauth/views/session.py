@@ -17,23 +17,24 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import audit, crypto, lifecycle, sessions, vault
 from ..conf import get_settings
 from ..core.errors import FTAuthError, TokenValidationError
 from ..core.logout_token import LogoutRequest, validate_logout_claims
 from ..models import AccountSession, AuditEvent, ConsumedLogoutToken, Grant, LinkedAccount
+from ..names import realm_label
 from ..provider import get_provider
 from ..redirects import safe_url
-from ..sessions import SESSION_KEY, session_marker
+from ..sessions import ENDED_REALM_KEY, SESSION_KEY, session_marker
 from .errors import ftauth_view, service_unavailable
 
 logger = logging.getLogger("ftauth.session")
 
 
 @ftauth_view
-@require_POST
+@require_http_methods(["GET", "POST"])
 @csrf_protect
 @never_cache
 def logout(request: HttpRequest) -> HttpResponse:
@@ -41,9 +42,13 @@ def logout(request: HttpRequest) -> HttpResponse:
     go through France Travail's end-session URL with this grant's ID token.
 
     The user's other devices stay signed in: they have grants of their own.
+    Only a POST signs out (a link or an image must not); a GET, from a typed
+    or bookmarked address, shows the sign-out form.
     France Travail calls the return parameter ``redirect_uri`` (not the
     standard ``post_logout_redirect_uri``); it must be absolute.
     """
+    if request.method == "GET":
+        return render(request, "ftauth/logout.html")
     conf = get_settings()
     after = safe_url(request, resolve_url(conf.logout_redirect_url), "/")
     end_session_url, id_token = "", ""
@@ -224,7 +229,16 @@ def unlink(request: HttpRequest, realm: str) -> HttpResponse:
 @require_GET
 @never_cache
 def consent_withdrawn(request: HttpRequest) -> HttpResponse:
-    """Where a session ended by a withdrawal lands: says what happened and what to do."""
+    """Where a session ended by a withdrawal lands: says what happened and what to do.
+
+    The middleware leaves in the signed-out session the realm whose consent
+    ended: only its button is offered. Without it, every enabled realm's.
+    """
+    enabled = get_settings().enabled_realms
+    realm = request.session.get(ENDED_REALM_KEY) if hasattr(request, "session") else None
+    realms = [realm] if realm in enabled else list(enabled)
     return render(
-        request, "ftauth/consent_withdrawn.html", {"realms": get_settings().enabled_realms}
+        request,
+        "ftauth/consent_withdrawn.html",
+        {"realms": [{"name": name, "label": realm_label(name)} for name in realms]},
     )

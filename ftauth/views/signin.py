@@ -7,6 +7,7 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import resolve_url
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -54,5 +55,14 @@ def callback(request: HttpRequest, realm: str) -> HttpResponse:
         if logged_in:
             # The database work was rolled back: the session must not outlive it.
             auth_logout(request)
+        elif (
+            isinstance(exc, signin.StateError)
+            and not isinstance(exc, signin.SignInExpired)
+            and request.user.is_authenticated
+        ):
+            # A reload of the callback, or Back into the sign-in, by someone
+            # already signed in: the state did its job; go where a sign-in leads.
+            # (A request that expired still says so: the user asked for something.)
+            return HttpResponseRedirect(resolve_url(get_settings().login_redirect_url))
         return sign_in_error(request, realm, exc)
     return HttpResponseRedirect(identity.next_url or get_settings().login_redirect_url)

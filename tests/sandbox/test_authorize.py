@@ -83,6 +83,9 @@ def test_persona_form_needs_the_csrf_token(flow):
         f.authorize_url(), data={"persona": "sandbox-individu-camille"}, allow_redirects=False
     )
     assert response.status_code == 403
+    # The sandbox's own page, with a fresh form, not Django's CSRF debug page.
+    assert "ftauth-sandbox-stale" in response.text and LOGIN_FORM in parse_forms(response.text)
+    assert "CSRF" not in response.text
 
 
 def test_persona_of_another_realm_is_refused(flow):

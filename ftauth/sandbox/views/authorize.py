@@ -15,11 +15,12 @@ from authlib.oauth2.rfc6749 import InsecureTransportError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from ..directory import Persona, get_persona, personas_of, scope_label
 from ..models import Consent, LoginSession
@@ -29,13 +30,28 @@ from ..site import RealmSite
 from .common import error_page, served_site
 
 
+def _csrf_refused(request: HttpRequest) -> bool:
+    """Django's CSRF check, answered by this view rather than the 403 debug page.
+
+    Two tabs on the login page: once one signs in, Django rotates the CSRF
+    token and the other tab's form is stale. It gets the page again, fresh.
+    """
+    return (
+        CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {}) is not None
+    )
+
+
 @never_cache
-@csrf_protect
+@csrf_exempt  # checked by _csrf_refused below, with a page of our own
+@ensure_csrf_cookie
 def authorize(request: HttpRequest, host: str) -> HttpResponse:
     site = served_site(request, host, request.GET.get("realm"))
     request.sandbox_site = site  # type: ignore[attr-defined]
     if request.method not in ("GET", "POST"):
         return error_page(request, _("Méthode non autorisée."), status=405)
+    stale_form = request.method == "POST" and _csrf_refused(request)
+    if stale_form:
+        request.method = "GET"  # answered as the page it came from, not acted on
     login = current_login(request, host)
     if login is not None and login.realm != site.realm:
         login = None
@@ -76,7 +92,10 @@ def authorize(request: HttpRequest, host: str) -> HttpResponse:
             return _login_page(request, site, grant, status=400)
         return _after_login(request, site, grant, login, persona, prompts)
     if login is None or persona is None or "login" in prompts:
-        return _login_page(request, site, grant)
+        # A refused form is still a 403, with a fresh form to go on with.
+        return _login_page(
+            request, site, grant, status=403 if stale_form else 200, stale_form=stale_form
+        )
     return _after_login(request, site, grant, login, persona, prompts)
 
 
@@ -138,7 +157,14 @@ def _after_login(
     )
 
 
-def _login_page(request: HttpRequest, site: RealmSite, grant: object, status: int = 200):
+def _login_page(
+    request: HttpRequest,
+    site: RealmSite,
+    grant: object,
+    status: int = 200,
+    *,
+    stale_form: bool = False,
+):
     oauth_request = grant.request  # type: ignore[attr-defined]
     state = oauth_request.payload.state
     # France Travail's cancel link returns with ``state`` alone, no ``error``.
@@ -152,6 +178,7 @@ def _login_page(request: HttpRequest, site: RealmSite, grant: object, status: in
             "personas": personas_of(site.realm),
             "action": request.get_full_path(),
             "cancel_url": cancel_url,
+            "stale_form": stale_form,
         },
         status=status,
     )
