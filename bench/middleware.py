@@ -81,7 +81,7 @@ def _median_ns(samples: list[int]) -> float:
 
 
 def _signed_in_session(engine: str, account) -> str:
-    from ftauth.sessions import SESSION_KEY, _key_digest
+    from ftauth.internal.sessions import SESSION_KEY, _key_digest
 
     store = import_module(engine).SessionStore()
     store["_auth_user_id"] = str(account.user_id)
@@ -191,9 +191,9 @@ def _due_check_without_http(report: Report, account) -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from ftauth.internal.sessions import SESSION_KEY
     from ftauth.middleware import ConsentMiddleware
     from ftauth.models import AccountSession, LinkedAccount
-    from ftauth.sessions import SESSION_KEY
 
     engine = "django.contrib.sessions.backends.cache"
     AccountSession.objects.get_or_create(account=account, sid="bench-sid", engine=engine)
@@ -222,7 +222,7 @@ def _withdrawal_to_sessions_ended(report: Report) -> None:
     from django.test.utils import override_settings
 
     from ftauth import consent
-    from ftauth.sessions import TOMBSTONE_KEY, register_session
+    from ftauth.internal.sessions import TOMBSTONE_KEY, register_session
 
     sessions_per_account = 5
     with tempfile.TemporaryDirectory() as files:

@@ -3,7 +3,7 @@
 Tokens are never shown, not even as ciphertext: the grants (one per
 sign-in, i.e. per device) are listed with what their tokens are (status,
 expiry, scopes), never the tokens. Ending a grant, ending all of them, and
-deleting an account go through ``ftauth.lifecycle`` like a sign-out or an
+deleting an account go through ``ftauth.internal.lifecycle`` like a sign-out or an
 unlink: one transaction, an audit event, the sessions ended. Everything
 that says who an identity is, or which user it belongs to, is read-only:
 moving an identity to another user would hand over that user's France
@@ -26,12 +26,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import consent, lifecycle, vault
+from . import consent, vault
 from .conf import get_settings
 from .core.errors import FTAuthError
 from .core.realms import REALM_NAMES
+from .internal import lifecycle
+from .internal.names import realm_label
 from .models import AuditEvent, Grant, LinkedAccount
-from .names import realm_label
 
 # One word for a realm in the admin, "espace", with the realm's human name and
 # its code (what France Travail's documents and the logs say).

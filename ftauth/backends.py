@@ -1,7 +1,7 @@
 """Authentication backend: logs in the user a verified France Travail identity belongs to.
 
 It does no HTTP and no JWT work: the callback view validates everything and
-hands over an already verified :class:`~ftauth.signin.VerifiedIdentity`.
+hands over an already verified :class:`~ftauth.identity.VerifiedIdentity`.
 """
 
 from django.contrib.auth import get_user_model
@@ -12,7 +12,7 @@ class FranceTravailBackend(BaseBackend):
     def authenticate(self, request, *, ftauth_identity=None, **kwargs):
         if ftauth_identity is None:
             return None
-        from .signin import resolve_user
+        from .internal.signin import resolve_user
 
         return resolve_user(request, ftauth_identity)
 

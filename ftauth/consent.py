@@ -29,14 +29,15 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit, crypto, lifecycle, sessions, vault
+from . import crypto, vault
 from .api.client import ApiClient, ApiResponse
 from .api.clients import build_client
 from .api.credentials import GrantCredentials
 from .conf import get_settings
 from .core.errors import ConsentWithdrawn, FTAuthError, TransportError
+from .internal import audit, lifecycle, sessions
+from .internal.sessions import ENDED_CONSENT_WITHDRAWN, ENDED_GRANT_REFUSED
 from .models import AuditEvent, Grant, LinkedAccount
-from .sessions import ENDED_CONSENT_WITHDRAWN, ENDED_GRANT_REFUSED
 from .signals import consent_revoked
 
 logger = logging.getLogger("ftauth.consent")

@@ -32,8 +32,7 @@ from django.utils import timezone
 from .conf import get_settings, serving
 from .consent import ConsentCheck, check_grant, send_pending_revocation
 from .core.errors import ConfigurationError
-from .models import AccountSession, LinkedAccount
-from .sessions import (
+from .internal.sessions import (
     ENDED_CONSENT_WITHDRAWN,
     ENDED_GRANT_REFUSED,
     ENDED_REALM_KEY,
@@ -42,6 +41,7 @@ from .sessions import (
     TOMBSTONE_KEY,
     follow_session_key,
 )
+from .models import AccountSession, LinkedAccount
 
 logger = logging.getLogger("ftauth.middleware")
 

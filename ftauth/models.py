@@ -89,7 +89,7 @@ class Grant(models.Model):
     # middleware asks at most once per CONSENT_CHECK_INTERVAL.
     checked_at = models.DateTimeField(_("vérifié le"), null=True, blank=True)
     # SQLite only (no row locks): until when a caller holds the right to
-    # refresh these tokens (``ftauth.refresh_lock``).
+    # refresh these tokens (``ftauth.internal.refresh_lock``).
     refresh_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
@@ -219,7 +219,7 @@ class AuditEvent(models.Model):
         # « Déconnexion · espace partenaire · sandbox-partenaire-nadia · 12 mars 2026 14:03 »
         from django.utils.formats import date_format
 
-        from .names import realm_label
+        from .internal.names import realm_label
 
         parts = [str(self.get_kind_display()).capitalize()]
         if self.realm:

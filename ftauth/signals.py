@@ -23,7 +23,7 @@ def _forget_session(sender: Any, request: Any = None, **kwargs: Any) -> None:
     # Any sign-out (ours or django.contrib.auth's) forgets the session's grant:
     # no tokens are kept for a device nobody is signed in on.
     if request is not None and hasattr(request, "session"):
-        from .lifecycle import sign_out_session
+        from .internal.lifecycle import sign_out_session
 
         sign_out_session(request)
 
@@ -33,6 +33,6 @@ def _follow_session_key(sender: Any, request: Any = None, **kwargs: Any) -> None
     # login() cycles the session key; a session signed in through ftauth that
     # logs in again (same user) keeps its marker but gets a new key.
     if request is not None and hasattr(request, "session"):
-        from .sessions import follow_session_key
+        from .internal.sessions import follow_session_key
 
         follow_session_key(request)

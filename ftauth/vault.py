@@ -10,7 +10,7 @@ business of ``ftauth.consent`` alone.
 
 Concurrent callers that find an access token about to expire cause a single
 refresh: the first one takes the grant's refresh lock (a row lock on
-PostgreSQL, a lease on SQLite: ``ftauth.refresh_lock``) and re-reads the row;
+PostgreSQL, a lease on SQLite: ``ftauth.internal.refresh_lock``) and re-reads the row;
 the others wait for the lock and find the refreshed token when they re-read.
 """
 
@@ -27,14 +27,15 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import audit, crypto
+from . import crypto
 from .conf import get_http, get_settings
 from .core import tokens as token_endpoint
 from .core.errors import FTAuthError, InvalidGrant, TransportError
 from .core.realms import ACCESS_TOKEN_LIFETIME
 from .core.tokens import TokenResponse
+from .internal import audit
+from .internal.refresh_lock import refresh_lock
 from .models import AuditEvent, Grant, LinkedAccount
-from .refresh_lock import refresh_lock
 
 logger = logging.getLogger("ftauth.vault")
 
@@ -143,7 +144,7 @@ def latest_grant(account: LinkedAccount) -> Grant | None:
 
 def session_grant(request: HttpRequest, account: LinkedAccount) -> Grant | None:
     """The grant of this request's session when it belongs to ``account``, else the latest."""
-    from .sessions import session_marker
+    from .internal.sessions import session_marker
 
     marker = session_marker(request)
     grant_id = marker.get("grant") if marker and marker.get("account") == account.pk else None
@@ -269,7 +270,7 @@ def _validate_refreshed_id_token(
     """OIDC Core 12.2: signature and claims like at sign-in (no nonce of ours),
     and the same ``iss``, ``sub`` and ``aud`` as the ID token it replaces."""
     from .core.idtoken import check_refreshed_id_token
-    from .provider import get_provider
+    from .internal.provider import get_provider
 
     provider = get_provider(account.realm)
     claims = provider.validate_id_token(id_token, nonce=None)

@@ -85,7 +85,7 @@ def linked_with_tokens(fakeop, realm: str = "individu", *, sub: str | None = Non
 
 def add_grant(fakeop, account: LinkedAccount) -> Grant:
     """Another grant of ``account`` at ``fakeop`` (one more device signed in)."""
-    from ftauth.provider import get_provider
+    from ftauth.internal.provider import get_provider
 
     tokens = TokenResponse.from_json(fakeop.issue(account.sub, account.realm))
     claims = get_provider(account.realm).validate_id_token(tokens.id_token, nonce=None)
@@ -106,7 +106,7 @@ def age_session(client, seconds: float = 10_000) -> None:
     """Pretend ``client``'s last consent check was ``seconds`` ago (any session engine)."""
     from django.conf import settings
 
-    from ftauth.sessions import SESSION_KEY
+    from ftauth.internal.sessions import SESSION_KEY
 
     session = client.session
     marker = dict(session[SESSION_KEY])

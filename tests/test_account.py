@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from ftauth.internal.sessions import SESSION_KEY
 from ftauth.models import AuditEvent, Grant, LinkedAccount
-from ftauth.sessions import SESSION_KEY
 from tests.lifecycle import sign_in
 
 pytestmark = pytest.mark.django_db

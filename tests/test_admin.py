@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from ftauth import audit, crypto
+from ftauth import crypto
+from ftauth.internal import audit
 from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.signals import consent_revoked
 from tests.lifecycle import linked_with_tokens, make_account, sign_in

@@ -19,7 +19,8 @@ from django.db import DatabaseError, connection, connections
 from django.test import Client
 from django.urls import reverse
 
-from ftauth import audit, consent
+from ftauth import consent
+from ftauth.internal import audit
 from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.sandbox.consents import withdraw_consent
 from ftauth.sandbox.scripted import ScriptedUser, forms_of
@@ -438,7 +439,7 @@ def test_consent_revoked_is_sent_once_after_an_attempt_stopped_halfway(
 
 @pytest.mark.django_db
 def test_first_sign_in_that_loses_the_race_signs_in_as_the_winner(fakeop, monkeypatch):
-    from ftauth import signin
+    from ftauth.internal import signin
 
     winner = Client()
     account = sign_in(winner, fakeop, "sub-race")

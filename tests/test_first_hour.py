@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
+from ftauth.internal.sessions import ENDED_REALM_KEY
 from ftauth.models import PendingAuthorization
 from ftauth.sandbox.scripted import ScriptedUser, forms_of
-from ftauth.sessions import ENDED_REALM_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

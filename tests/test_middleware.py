@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from ftauth import lifecycle
+from ftauth.internal import lifecycle
+from ftauth.internal.sessions import SESSION_KEY
 from ftauth.models import AuditEvent, LinkedAccount
-from ftauth.sessions import SESSION_KEY
 from tests.lifecycle import age_account_check, age_session, server_side, sign_in
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ import pytest
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieStore
 from django.test import RequestFactory
 
-from ftauth import crypto, sessions
+from ftauth import crypto
+from ftauth.internal import sessions
 from ftauth.models import AccountSession
 from tests.lifecycle import make_account, store_tokens
 

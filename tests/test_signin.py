@@ -284,7 +284,7 @@ def test_timeout_is_a_503(client, idp):
 
 
 def test_unreachable_server_is_a_503(client, idp, settings):
-    from ftauth.provider import get_provider
+    from ftauth.internal.provider import get_provider
 
     get_provider("individu").metadata()  # discovery had worked; then the server went away
     realms = settings.FTAUTH["REALMS"]
@@ -387,7 +387,7 @@ def test_state_consumed_by_a_concurrent_callback_is_refused(rf, monkeypatch):
     from django.db.models import QuerySet
 
     from ftauth.core.authorize import state_hash
-    from ftauth.signin import SESSION_PENDING, StateError, take_pending
+    from ftauth.internal.signin import SESSION_PENDING, StateError, take_pending
 
     state = "a-state-of-reasonable-length-123"
     PendingAuthorization.objects.create(

@@ -44,7 +44,7 @@ def test_pages_new_in_issue_9_speak_english_to_an_english_browser():
     withdrawn = client.get("/ftauth/consent-withdrawn/").content.decode()
     assert "Job seeker space" in withdrawn
     with translation.override("en"):
-        from ftauth.names import realm_label
+        from ftauth.internal.names import realm_label
 
         assert realm_label("employeur") == "recruiter space"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ftauth.cache import shared
 from ftauth.conf import FTAuthSettings, get_http, get_settings
 from ftauth.core.realms import PARTENAIRE
+from ftauth.internal.cache import shared
 
 from .app_tokens import ApplicationTokens
 from .client import ApiClient

@@ -43,8 +43,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ftauth.cache import CACHE_ERRORS
 from ftauth.core.errors import QuotaExceeded
+from ftauth.internal.cache import CACHE_ERRORS
 
 logger = logging.getLogger("ftauth.api")
 

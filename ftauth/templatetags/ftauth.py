@@ -27,7 +27,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_settings
-from ..names import realm_label
+from ..internal.names import realm_label
 
 logger = logging.getLogger("ftauth.templatetags")
 register = template.Library()

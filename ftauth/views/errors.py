@@ -32,7 +32,7 @@ from ..core.errors import (
     TransportError,
 )
 from ..core.realms import REALM_NAMES
-from ..signin import (
+from ..internal.signin import (
     AccountConflict,
     AccountRefused,
     ConsentRefused,

@@ -19,15 +19,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import audit, crypto, lifecycle, sessions, vault
+from .. import crypto, vault
 from ..conf import get_settings
 from ..core.errors import FTAuthError, TokenValidationError
 from ..core.logout_token import LogoutRequest, validate_logout_claims
+from ..internal import audit, lifecycle, sessions
+from ..internal.names import realm_label
+from ..internal.provider import get_provider
+from ..internal.redirects import safe_url
+from ..internal.sessions import ENDED_REALM_KEY, SESSION_KEY, session_marker
 from ..models import AccountSession, AuditEvent, ConsumedLogoutToken, Grant, LinkedAccount
-from ..names import realm_label
-from ..provider import get_provider
-from ..redirects import safe_url
-from ..sessions import ENDED_REALM_KEY, SESSION_KEY, session_marker
 from .errors import ftauth_view, service_unavailable
 
 logger = logging.getLogger("ftauth.session")

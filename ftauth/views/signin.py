@@ -11,10 +11,10 @@ from django.shortcuts import resolve_url
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .. import signin
 from ..conf import get_settings
 from ..core.errors import FTAuthError
-from ..sessions import register_session
+from ..internal import signin
+from ..internal.sessions import register_session
 from .errors import ftauth_view, sign_in_error
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from ... import crypto
 from ...conf import get_settings
+from ...internal.sessions import is_server_side
 from ...models import (
     AccountSession,
     AuditEvent,
@@ -23,7 +24,6 @@ from ...models import (
     Grant,
     PendingAuthorization,
 )
-from ...sessions import is_server_side
 
 
 class Command(BaseCommand):

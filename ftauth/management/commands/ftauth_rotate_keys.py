@@ -16,7 +16,8 @@ from django.db import transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
-from ... import audit, crypto
+from ... import crypto
+from ...internal import audit
 from ...models import AccountSession, AuditEvent, Grant
 
 TOKEN_FIELDS = ("access_token_ciphertext", "refresh_token_ciphertext", "id_token_ciphertext")

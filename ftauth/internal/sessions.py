@@ -35,8 +35,8 @@ from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieStore
 from django.http import HttpRequest
 
-from . import crypto
-from .models import AccountSession, Grant, LinkedAccount
+from .. import crypto
+from ..models import AccountSession, Grant, LinkedAccount
 
 logger = logging.getLogger("ftauth.sessions")
 

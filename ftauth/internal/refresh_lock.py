@@ -27,8 +27,8 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .conf import get_settings
-from .models import Grant
+from ..conf import get_settings
+from ..models import Grant
 
 LEASE_MARGIN = 5.0
 

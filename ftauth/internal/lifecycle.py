@@ -22,8 +22,8 @@ from typing import Any
 
 from django.db import transaction
 
+from ..models import AccountSession, AuditEvent, Grant, LinkedAccount
 from . import audit, sessions
-from .models import AccountSession, AuditEvent, Grant, LinkedAccount
 
 
 @dataclass(frozen=True)

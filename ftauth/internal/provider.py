@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..conf import FTAuthSettings, get_http, get_settings
+from ..core import discovery, idtoken
+from ..core.http import HttpClient
+from ..core.jwt import verify_signature
+from ..core.realms import Realm
 from .cache import GuardedCache
-from .conf import FTAuthSettings, get_http, get_settings
-from .core import discovery, idtoken
-from .core.http import HttpClient
-from .core.jwt import verify_signature
-from .core.realms import Realm
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import AuditEvent, LinkedAccount
+from ..models import AuditEvent, LinkedAccount
 
 
 def record(kind: str, account: LinkedAccount | None = None, **detail: Any) -> AuditEvent:

@@ -23,17 +23,18 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from . import audit, vault
-from .adapter import AccountAdapter, get_adapter
-from .api.client import ApiClient
-from .api.clients import build_client
-from .api.credentials import TokenCredentials
-from .conf import get_settings
-from .core import tokens
-from .core.authorize import build_authorization_request, state_hash
-from .core.errors import FTAuthError, InvalidResponse, TokenValidationError
-from .identity import VerifiedIdentity
-from .models import AuditEvent, LinkedAccount, PendingAuthorization
+from .. import vault
+from ..adapter import AccountAdapter, get_adapter
+from ..api.client import ApiClient
+from ..api.clients import build_client
+from ..api.credentials import TokenCredentials
+from ..conf import get_settings
+from ..core import tokens
+from ..core.authorize import build_authorization_request, state_hash
+from ..core.errors import FTAuthError, InvalidResponse, TokenValidationError
+from ..identity import VerifiedIdentity
+from ..models import AuditEvent, LinkedAccount, PendingAuthorization
+from . import audit
 from .provider import Provider, get_provider
 from .redirects import safe_url
 
