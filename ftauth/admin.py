@@ -13,13 +13,15 @@ Travail data. Accounts are created by signing in only.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.db import DatabaseError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -78,6 +80,7 @@ class ReadOnlyChangeForm:
 
 
 STATUS_LABELS = vault.STATUS_LABELS
+logger = logging.getLogger("ftauth.admin")
 
 
 class TokenStatusFilter(admin.SimpleListFilter):
@@ -134,6 +137,31 @@ def audit_details(event: AuditEvent) -> str:
     return ", ".join(f"{key} : {value}" for key, value in sorted(event.detail.items()))
 
 
+class DatabaseErrorsAsMessages:
+    """An action or a delete that meets a database error changes nothing (each
+    ending is one transaction): the admin says so instead of answering 500."""
+
+    def _guarded(self, request: HttpRequest, view: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(request, *args, **kwargs)
+        except DatabaseError as exc:
+            logger.error(
+                "admin %s failed, nothing changed: %s: %s", request.path, type(exc).__name__, exc
+            )
+            self.message_user(  # type: ignore[attr-defined]
+                request,
+                _("La base de données est indisponible : rien n'a été modifié. Réessayez."),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.get_full_path())
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        return self._guarded(request, super().changelist_view, extra_context)  # type: ignore[misc]
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        return self._guarded(request, super().delete_view, object_id, extra_context)  # type: ignore[misc]
+
+
 class GrantStatusMixin:
     @admin.display(description=_("jetons"))
     def token_status(self, grant: Grant) -> str:
@@ -169,7 +197,7 @@ class GrantInline(GrantStatusMixin, admin.TabularInline):
 
 
 @admin.register(Grant)
-class GrantAdmin(ReadOnlyChangeForm, GrantStatusMixin, admin.ModelAdmin):
+class GrantAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, GrantStatusMixin, admin.ModelAdmin):
     """One sign-in's grant. Deleting it (or the action) ends it like a sign-out."""
 
     list_display = ("account", "device", "obtained_at", "refreshed_at", "token_status")
@@ -232,7 +260,7 @@ class GrantAdmin(ReadOnlyChangeForm, GrantStatusMixin, admin.ModelAdmin):
 
 
 @admin.register(LinkedAccount)
-class LinkedAccountAdmin(ReadOnlyChangeForm, admin.ModelAdmin):
+class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.ModelAdmin):
     # Short enough for a 1280-pixel screen: the email and dates are on the
     # account's page; a long sub wraps (admin.css).
     list_display = (

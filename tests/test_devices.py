@@ -495,3 +495,22 @@ def test_two_simultaneous_first_sign_ins_both_succeed(fakeop):
     assert LinkedAccount.objects.filter(sub="sub-simultaneous").count() == 1
     assert get_user_model().objects.count() == 1
     assert all(page_ok(client) for client in clients)
+
+
+@pytest.mark.django_db
+def test_database_error_during_an_admin_action_is_a_message(fakeop, two_devices, failing_audit):
+    laptop, phone, account, _ = two_devices
+    staff = get_user_model().objects.create_superuser("root", "root@example.org", "pw-root-1")
+    admin_client = Client()
+    admin_client.force_login(staff)
+    url = reverse("admin:ftauth_linkedaccount_changelist")
+    response = admin_client.post(
+        url, {"action": "end_all_grants", "_selected_action": [account.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "La base de données est indisponible" in response.content.decode()
+    assert page_ok(laptop) and page_ok(phone)  # nothing half-done
+    delete = reverse("admin:ftauth_linkedaccount_delete", args=[account.pk])
+    failing_audit["left"] = 1
+    assert admin_client.post(delete, {"post": "yes"}, follow=True).status_code == 200
+    assert LinkedAccount.objects.filter(pk=account.pk).exists()
