@@ -147,3 +147,18 @@ def session_engine(request, settings, tmp_path):
 
 def server_side(engine: str) -> bool:
     return not engine.endswith("signed_cookies")
+
+
+@pytest.fixture
+def revocations():
+    """The reasons of every ``consent_revoked`` sent during the test, in order."""
+    from ftauth.signals import consent_revoked
+
+    received = []
+
+    def receiver(sender, account, reason, **kwargs):
+        received.append(reason)
+
+    consent_revoked.connect(receiver)
+    yield received
+    consent_revoked.disconnect(receiver)

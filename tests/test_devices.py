@@ -24,7 +24,6 @@ from ftauth.internal import audit
 from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.sandbox.consents import withdraw_consent
 from ftauth.sandbox.scripted import ScriptedUser, forms_of
-from ftauth.signals import consent_revoked
 from tests.lifecycle import age_account_check, age_session, sign_in
 
 PERSONA = "sandbox-individu-camille"
@@ -53,18 +52,6 @@ def profile_reads_every_time(monkeypatch):
 def behaviour(request, settings):
     settings.FTAUTH_SANDBOX = BEHAVIOURS[request.param]
     return request.param
-
-
-@pytest.fixture
-def revocations():
-    received = []
-
-    def receiver(sender, account, reason, **kwargs):
-        received.append(reason)
-
-    consent_revoked.connect(receiver)
-    yield received
-    consent_revoked.disconnect(receiver)
 
 
 def signed_in(user: ScriptedUser) -> bool:

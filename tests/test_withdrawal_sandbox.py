@@ -17,7 +17,6 @@ from pytest_django.live_server_helper import LiveServer
 from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.sandbox.consents import withdraw_consent
 from ftauth.sandbox.scripted import ScriptedUser, forms_of
-from ftauth.signals import consent_revoked
 from tests.conftest import sandbox_ftauth_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,18 +32,6 @@ def engine_sandbox(session_engine, settings):
     settings.FTAUTH = sandbox_ftauth_settings(server.url)
     yield server.url
     server.stop()
-
-
-@pytest.fixture
-def revocations():
-    received = []
-
-    def receiver(sender, account, reason, **kwargs):
-        received.append(reason)
-
-    consent_revoked.connect(receiver)
-    yield received
-    consent_revoked.disconnect(receiver)
 
 
 def account_page(user: ScriptedUser):
