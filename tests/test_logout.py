@@ -166,6 +166,9 @@ MALFORMED = {
     "exp_past": lambda op: op.logout_token(exp=int(time.time()) - 3600),
     "sub_or_sid": lambda op: op.logout_token(sub=None, sid=None),
     "sub_malformed": lambda op: op.logout_token(sub=12345),
+    # No database stores a NUL in text: such a token names no one and must not reach one.
+    "sub_with_nul": lambda op: op.logout_token(sub="sub-1\x00"),
+    "jti_with_nul": lambda op: op.logout_token(jti="j\x00"),
     "events_missing": lambda op: op.logout_token(events=None),
     "events_other_event": lambda op: op.logout_token(events={"urn:other": {}}),
     "events_as_list": lambda op: op.logout_token(events=[BACKCHANNEL_LOGOUT_EVENT]),

@@ -61,13 +61,19 @@ def check_expiry_if_present(claims: Claims, now: float, leeway: int) -> None:
         check_expiry(claims, now, leeway)
 
 
+def _identifier(value: Any) -> bool:
+    """A string that can name something: not empty, at most 255 characters (what
+    ftauth stores), no NUL byte (no database stores one in text)."""
+    return isinstance(value, str) and 0 < len(value) <= 255 and "\x00" not in value
+
+
 def check_subject_or_session(claims: Claims) -> None:
     """Step 5: ``sub``, ``sid`` or both, each a non-empty string."""
     sub, sid = claims.get("sub"), claims.get("sid")
     if sub is None and sid is None:
         raise TokenValidationError("sub_or_sid", "logout token names neither sub nor sid")
     for name, value in (("sub", sub), ("sid", sid)):
-        if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
+        if value is not None and not _identifier(value):
             raise TokenValidationError("sub_or_sid", f"{name} is malformed")
 
 
@@ -88,7 +94,7 @@ def check_no_nonce(claims: Claims) -> None:
 def check_jti(claims: Claims) -> str:
     """Step 8 needs a ``jti``: required by section 2.4, refused when absent."""
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > 255:
+    if not _identifier(jti):
         raise TokenValidationError("jti", "jti missing or malformed")
     return jti
 
