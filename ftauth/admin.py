@@ -222,11 +222,6 @@ class GrantAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, GrantStatusMixin,
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def get_actions(self, request: HttpRequest) -> dict:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # "end" says what deleting does
-        return actions
-
     @admin.action(
         description=_("Terminer les autorisations sélectionnées (déconnecte ces appareils)"),
         permissions=["change"],
