@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ftauth.cache import CACHE_ERRORS
+from ftauth.cache import cache_errors
 from ftauth.core.errors import QuotaExceeded
 
 logger = logging.getLogger("ftauth.api")
@@ -104,7 +104,7 @@ class FallbackCache:
             return getattr(self._local(), name)(*args)
         try:
             result = getattr(self.shared, name)(*args)
-        except CACHE_ERRORS as exc:
+        except cache_errors() as exc:
             if failed_at is None:
                 logger.warning(
                     "the cache shared by ftauth's processes failed (%s: %s): pacing API calls "
