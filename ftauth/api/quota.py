@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftauth.core.errors import QuotaExceeded
-from ftauth.internal.cache import CACHE_ERRORS
+from ftauth.internal.cache import cache_errors
 
 logger = logging.getLogger("ftauth.api")
 
@@ -104,7 +104,7 @@ class FallbackCache:
             return getattr(self._local(), name)(*args)
         try:
             result = getattr(self.shared, name)(*args)
-        except CACHE_ERRORS as exc:
+        except cache_errors() as exc:
             if failed_at is None:
                 logger.warning(
                     "the cache shared by ftauth's processes failed (%s: %s): pacing API calls "

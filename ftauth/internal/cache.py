@@ -8,13 +8,14 @@ cache is not asked again for the rest of its life (one request), so a dead Redis
 costs one connection attempt and one log line per request, not a traceback per call.
 
 Only the errors a cache backend raises when its server cannot be used are caught
-(:data:`CACHE_ERRORS`): a programming error (a wrong argument, an unpicklable
+(:func:`cache_errors`): a programming error (a wrong argument, an unpicklable
 value) still surfaces as itself.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.cache import caches
@@ -24,33 +25,32 @@ from django.db import DatabaseError
 logger = logging.getLogger("ftauth.cache")
 
 
-def _backend_errors() -> tuple[type[BaseException], ...]:
-    # OSError: sockets and the file cache; DatabaseError: the database cache; the
-    # client libraries of Redis and memcached have their own bases, when installed.
-    # A CACHE_ALIAS missing from CACHES (check ftauth.E011) is no cache either.
-    errors: list[type[BaseException]] = [OSError, DatabaseError, InvalidCacheBackendError]
-    try:
-        from redis.exceptions import RedisError
-
-        errors.append(RedisError)
-    except ImportError:  # pragma: no cover - redis is optional
-        pass
-    try:
-        from pymemcache.exceptions import MemcacheError
-
-        errors.append(MemcacheError)
-    except ImportError:
-        pass
-    try:
-        import pylibmc
-
-        errors.append(pylibmc.Error)
-    except ImportError:
-        pass
-    return tuple(errors)
+# Client libraries whose errors a cache backend raises: (module, attribute of its base).
+_CLIENT_ERRORS = (
+    ("redis.exceptions", "RedisError"),
+    ("pymemcache.exceptions", "MemcacheError"),
+    ("pylibmc", "Error"),
+)
+_BASE_ERRORS: tuple[type[BaseException], ...] = (OSError, DatabaseError, InvalidCacheBackendError)
 
 
-CACHE_ERRORS: tuple[type[BaseException], ...] = _backend_errors()
+def cache_errors() -> tuple[type[BaseException], ...]:
+    """What a cache backend raises when its server cannot be used.
+
+    OSError: sockets and the file cache; DatabaseError: the database cache; a
+    CACHE_ALIAS missing from CACHES (check ftauth.E011) is no cache either; the
+    client libraries of Redis and memcached have their own bases. Those are looked
+    up among the modules already imported, never imported here: a backend imports
+    its client before it can raise, and importing redis on a site that does not
+    use it cost every worker 6 MiB and a quarter of a second at start.
+    """
+    errors = _BASE_ERRORS
+    for module_name, attribute in _CLIENT_ERRORS:
+        module = sys.modules.get(module_name)
+        error = getattr(module, attribute, None) if module is not None else None
+        if isinstance(error, type) and issubclass(error, BaseException):
+            errors = (*errors, error)
+    return errors
 
 
 class GuardedCache:
@@ -66,7 +66,7 @@ class GuardedCache:
             return otherwise
         try:
             return getattr(caches[self.alias], operation)(*args)
-        except CACHE_ERRORS as exc:
+        except cache_errors() as exc:
             self.failed = True
             logger.warning(
                 "cache %r unavailable (%s: %s); going on without it for this request",
