@@ -193,11 +193,11 @@ def _due_check_without_http(report: Report, account) -> None:
 
     from ftauth.internal.sessions import SESSION_KEY
     from ftauth.middleware import ConsentMiddleware
-    from ftauth.models import AccountSession, LinkedAccount
+    from ftauth.models import AccountSession, Grant
 
     engine = "django.contrib.sessions.backends.cache"
     AccountSession.objects.get_or_create(account=account, sid="bench-sid", engine=engine)
-    LinkedAccount.objects.filter(pk=account.pk).update(consent_checked_at=timezone.now())
+    Grant.objects.filter(account=account).update(checked_at=timezone.now())
     middleware = ConsentMiddleware(lambda request: HttpResponse(b"ok"))
     samples, queries = [], 0
     for _ in range(300):

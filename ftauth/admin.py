@@ -276,7 +276,6 @@ class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.Mod
         "email",
         "linked_at",
         "last_login_at",
-        "consent_checked_at",
         "consent_withdrawn_at",
         "token_summary",
         "active_sessions",
@@ -404,7 +403,7 @@ class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.Mod
                     vault.refresh(grant, force=True)
                     refreshed += 1
                 except vault.GrantRefused as exc:
-                    verdict = consent.grant_refused(exc.grant, exc.reason)
+                    verdict = consent.grant_refused(exc)
                     label = (
                         _("consentement retiré")
                         if verdict is consent.ConsentCheck.WITHDRAWN

@@ -345,3 +345,24 @@ def check_former_servers(app_configs=None, **kwargs):
         for realm in conf.enabled_realms.values()
         if realm.current_server
     ]
+
+
+@checks.register(checks.Tags.database)
+def check_atomic_requests_on_sqlite(app_configs=None, **kwargs):
+    """ftauth commits what France Travail answers in a transaction of its own; on
+    SQLite it cannot while a view's transaction holds the database's write lock."""
+    return [
+        checks.Warning(
+            f"ATOMIC_REQUESTS is on for the SQLite database {alias!r}: a token refresh "
+            "inside a view is rolled back with the view's transaction, and the refresh "
+            "token France Travail rotated is lost with it.",
+            hint=(
+                "Use PostgreSQL (ftauth commits refreshes on a connection of its own), or "
+                "turn ATOMIC_REQUESTS off, or call France Travail from views decorated "
+                "with django.db.transaction.non_atomic_requests."
+            ),
+            id="ftauth.W041",
+        )
+        for alias, database in settings.DATABASES.items()
+        if database.get("ATOMIC_REQUESTS") and database.get("ENGINE", "").endswith("sqlite3")
+    ]

@@ -1,23 +1,28 @@
-"""Consent: what a refused grant means, and acting on a withdrawal.
+"""Consent: what France Travail's answers prove, and acting on a withdrawal.
 
 France Travail sends no signal when a user withdraws the consent given to an
-application: the tokens simply stop working. But tokens also stop working for
-reasons that say nothing about consent: the user signed out on that device
-(servers that revoke the ended session's grant), a back-channel logout, a
-refresh token whose rotation answer was lost in transit. Each sign-in is its
-own grant, so the rule is:
+application: the tokens simply stop working. A site acts on ftauth's verdict
+(``consent_revoked``) by deleting what it holds, so a verdict is taken only on
+evidence nothing else produces (docs/security.md, "A verdict needs evidence"):
 
-* A **grant** is refused when France Travail answers ``invalid_grant`` to its
-  refresh, or 401 to a freshly refreshed access token (a 401 alone is not
-  enough: the access token may have expired early). A refused grant is
-  forgotten and the sessions bound to it end: that device signs in again.
-* The **account** is withdrawn only when *every* grant it has is refused:
-  before deciding, each other live grant is probed once. A grant that works,
-  or cannot be checked now (timeout, 5xx, 429), keeps the account. On
-  withdrawal every session ends, every grant is forgotten, an audit event is
-  recorded and ``consent_revoked`` is sent, exactly once.
-
-Timeouts, 5xx and 429 answers never refuse anything.
+* **The witness.** Only the realm's witness can refuse a grant: its refresh
+  (``invalid_grant``), or, on realms with a userinfo API, that userinfo
+  answering 401 to an access token refreshed just before. Any other API's 401
+  is that API's answer (a subscription the application lacks, a gateway's
+  whim): raised to the caller as an ``ApiError``; it triggers a probe of the
+  witness, never a verdict by itself. Timeouts, 5xx and 429 refuse nothing.
+* **Latest tokens.** A refusal counts only when ftauth holds the grant's
+  latest tokens: after a refresh whose answer was never stored (lost in
+  transit, a failure before it was committed), France Travail may have rotated
+  the refresh token away from us. Such a grant is *uncertain*
+  (``Grant.rotation_uncertain_since``) until a refresh is stored again, and its
+  refusal ends that grant only: that device signs in again, no withdrawal.
+* **Every grant.** Each sign-in is its own grant. A certain refusal ends that
+  grant; the account is withdrawn only when every grant it has is refused
+  with certainty: each other live grant is probed first, and one that works,
+  cannot be checked now, or is uncertain keeps the account. On withdrawal
+  every session ends, every grant is forgotten, an audit event is recorded and
+  ``consent_revoked`` is sent exactly once, with the reason and the evidence.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ import enum
 import logging
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from . import crypto, vault
@@ -34,8 +38,9 @@ from .api.client import ApiClient, ApiResponse
 from .api.clients import build_client
 from .api.credentials import GrantCredentials
 from .conf import get_settings
-from .core.errors import ConsentWithdrawn, FTAuthError, TransportError
+from .core.errors import ApiError, ConsentWithdrawn, FTAuthError, TransportError
 from .internal import audit, lifecycle, sessions
+from .internal.durable import own_connection, own_transaction
 from .internal.sessions import ENDED_CONSENT_WITHDRAWN, ENDED_GRANT_REFUSED
 from .models import AuditEvent, Grant, LinkedAccount
 from .signals import consent_revoked
@@ -65,11 +70,27 @@ class _Probe(enum.Enum):
     REFUSED = "refused"
     UNKNOWN = "unknown"
     GONE = "gone"
+    # The grant was ended while being checked (its refreshed ID token is invalid).
+    ENDED = "ended"
+
+
+def witness_url(realm_name: str) -> str | None:
+    """The realm's userinfo, when it is the realm's witness (else the refresh is)."""
+    realm = get_settings().realm(realm_name)
+    return realm.userinfo_url if realm.fetch_userinfo and realm.userinfo_url else None
+
+
+def is_witness(realm_name: str, url: str) -> bool:
+    """True when ``url`` (an answer's) is the realm's userinfo witness."""
+    witness = witness_url(realm_name)
+    return witness is not None and url.split("?", 1)[0] == witness.split("?", 1)[0]
 
 
 class JudgedClient(ApiClient):
     """An API client with a user's grant whose refusals are judged here: the caller
     gets :class:`ConsentWithdrawn` (the account) or :class:`GrantEnded` (this grant)."""
+
+    credentials: GrantCredentials
 
     def __init__(self, grant: Grant, **kwargs: Any) -> None:
         super().__init__(GrantCredentials(grant), **kwargs)
@@ -79,7 +100,17 @@ class JudgedClient(ApiClient):
         try:
             return super().call(*args, **kwargs)
         except vault.GrantRefused as exc:
-            verdict = grant_refused(exc.grant, exc.reason)
+            verdict = grant_refused(exc)
+        except vault.GrantInvalidated:
+            raise GrantEnded("the refreshed ID token was refused: sign in again") from None
+        except ApiError as exc:
+            if exc.status != 401 or witness_url(self.grant.account.realm) is None:
+                raise
+            # Another API refused a token just refreshed: not evidence, but worth
+            # asking the witness, which alone can refuse the grant.
+            verdict = check_grant(self.credentials.grant)
+            if verdict not in (ConsentCheck.WITHDRAWN, ConsentCheck.ENDED):
+                raise
         if verdict is ConsentCheck.WITHDRAWN:
             raise ConsentWithdrawn("France Travail refused every grant of this account")
         raise GrantEnded("France Travail refused this grant: sign in again")
@@ -90,85 +121,106 @@ def client_for(grant: Grant) -> JudgedClient:
     return build_client(get_settings(), lambda **kw: JudgedClient(grant, **kw))
 
 
-def _probe(grant: Grant, *, raise_transient: bool = False) -> tuple[_Probe, str]:
-    """Ask France Travail, with this grant's tokens only, whether it still works.
+def _probe(
+    grant: Grant, *, raise_transient: bool = False
+) -> tuple[_Probe, vault.GrantRefused | None]:
+    """Ask the realm's witness, with this grant's tokens only, whether it still works.
 
-    Uses the realm's userinfo when it has one (the API client: 401, one
-    refresh, 401 again is a refusal), otherwise a refresh.
+    Its userinfo when it has one (the API client: 401, one refresh, 401 again
+    is a refusal), otherwise a refresh.
     """
-    realm = get_settings().realm(grant.account.realm)
     try:
-        if realm.fetch_userinfo and realm.userinfo_url:
+        vault.validate_pending_id_token(grant)
+        witness = witness_url(grant.account.realm)
+        if witness:
             credentials = GrantCredentials(grant)
             client = build_client(get_settings(), lambda **kw: ApiClient(credentials, **kw))
-            client.call_url("GET", realm.userinfo_url)
+            client.call_url("GET", witness)
         else:
             vault.refresh(grant, force=True)
     except vault.GrantRefused as exc:
-        return _Probe.REFUSED, exc.reason
+        return _Probe.REFUSED, exc
+    except vault.GrantInvalidated:
+        return _Probe.ENDED, None
     except vault.TokensUnavailable:
-        return _Probe.GONE, ""
+        return _Probe.GONE, None
     except TransportError as exc:
         if raise_transient:
             raise
         logger.info("consent check of grant %s postponed: %s", grant.pk, exc)
-        return _Probe.UNKNOWN, ""
+        return _Probe.UNKNOWN, None
     except crypto.TokenDecryptionError as exc:
         logger.error("consent check of grant %s impossible: %s", grant.pk, exc)
-        return _Probe.UNKNOWN, ""
+        return _Probe.UNKNOWN, None
     except FTAuthError as exc:
-        # invalid_client, a refreshed ID token that fails validation, a 403...:
-        # something to fix, not a sign that the user withdrew consent.
+        # invalid_client, a 403 from userinfo...: something to fix, not a sign
+        # that the user withdrew consent.
         logger.error("consent check of grant %s failed: %s: %s", grant.pk, type(exc).__name__, exc)
-        return _Probe.UNKNOWN, ""
+        return _Probe.UNKNOWN, None
     now = timezone.now()
-    Grant.objects.filter(pk=grant.pk).update(checked_at=now)
-    LinkedAccount.objects.filter(pk=grant.account_id).update(consent_checked_at=now)
+    with own_connection() as db:
+        Grant.objects.using(db).filter(pk=grant.pk).update(checked_at=now)
     grant.checked_at = now
-    return _Probe.VALID, ""
+    return _Probe.VALID, None
 
 
 def check_grant(grant: Grant, *, raise_transient: bool = False) -> ConsentCheck:
-    """Check one grant with France Travail and act on a refusal (:func:`grant_refused`).
+    """Check one grant with the realm's witness and act on a refusal (:func:`grant_refused`).
 
     A transient failure gives ``UNKNOWN``, or is raised with ``raise_transient``
     (a bulk check honours ``Retry-After``).
     """
     if grant.account.consent_withdrawn_at is not None:
         return ConsentCheck.WITHDRAWN
-    result, reason = _probe(grant, raise_transient=raise_transient)
-    if result is _Probe.REFUSED:
-        return grant_refused(grant, reason)
+    result, refusal = _probe(grant, raise_transient=raise_transient)
+    if refusal is not None:
+        return grant_refused(refusal)
     return {
         _Probe.VALID: ConsentCheck.VALID,
         _Probe.UNKNOWN: ConsentCheck.UNKNOWN,
         _Probe.GONE: ConsentCheck.NO_TOKENS,
+        _Probe.ENDED: ConsentCheck.ENDED,
     }[result]
 
 
-def grant_refused(grant: Grant, reason: str) -> ConsentCheck:
-    """France Travail refused ``grant``: judge the account, then act.
+def _why(refusal: vault.GrantRefused) -> str:
+    if refusal.certain:
+        return refusal.reason
+    return f"{refusal.reason}, after a refresh whose answer was never stored"
 
-    Every other live grant is probed once first. If one works or cannot be
-    checked now, the refused grants are forgotten and their sessions end:
-    ``ENDED`` (those devices sign in again). If every grant is refused, the
-    account is withdrawn: ``WITHDRAWN``.
+
+def grant_refused(refusal: vault.GrantRefused) -> ConsentCheck:
+    """The witness refused a grant: judge the account, then act.
+
+    An uncertain refusal ends that grant only. Otherwise every other live grant
+    is probed once first. If one works, cannot be checked now, or is refused
+    without certainty, the refused grants are forgotten and their sessions
+    end: ``ENDED`` (those devices sign in again). If every grant is refused
+    with certainty, the account is withdrawn: ``WITHDRAWN``.
     """
+    grant = refusal.grant
     account = grant.account
-    refused = {grant.pk: reason}
-    verdict = ConsentCheck.WITHDRAWN
-    for other in vault.live_grants(account):
+    refused = {grant.pk: _why(refusal)}
+    verdict = ConsentCheck.WITHDRAWN if refusal.certain else ConsentCheck.ENDED
+    for other in vault.live_grants(account) if refusal.certain else ():
         if other.pk in refused:
             continue
         other.account = account
-        result, other_reason = _probe(other)
-        if result is _Probe.REFUSED:
-            refused[other.pk] = other_reason
-        elif result is not _Probe.GONE:  # GONE: forgotten meanwhile (signed out elsewhere)
+        result, other_refusal = _probe(other)
+        if other_refusal is not None:
+            refused[other.pk] = _why(other_refusal)
+            if not other_refusal.certain:
+                verdict = ConsentCheck.ENDED
+        elif result not in (_Probe.GONE, _Probe.ENDED):  # gone: ended meanwhile elsewhere
             verdict = ConsentCheck.ENDED
             break
     if verdict is ConsentCheck.WITHDRAWN:
-        withdraw(account, reason=f"every grant refused ({reason})")
+        evidence = {
+            "witness": refusal.witness,
+            "grants_refused": len(refused),
+            "refusals": sorted(set(refused.values())),
+        }
+        withdraw(account, reason=f"every grant refused ({refusal.reason})", evidence=evidence)
         return verdict
     for grant_id, why in refused.items():
         lifecycle.end_grants(
@@ -176,33 +228,38 @@ def grant_refused(grant: Grant, reason: str) -> ConsentCheck:
             [grant_id],
             kind=AuditEvent.Kind.GRANT_ENDED,
             reason=ENDED_GRANT_REFUSED,
+            own=True,
             why=why,
         )
     return verdict
 
 
-def withdraw(account: LinkedAccount, reason: str) -> bool:
+def withdraw(account: LinkedAccount, reason: str, evidence: dict[str, Any] | None = None) -> bool:
     """Act on a withdrawal: forget every grant, end every session, audit, signal.
 
     Safe to call more than once (two devices may notice at the same time):
     only the first call records the withdrawal; every call ends whatever
     sessions remain; ``consent_revoked`` is sent once, by whichever call
     finds it still due (a call that stopped halfway leaves it due). Returns
-    True for the first call.
+    True for the first call. Committed in ftauth's own transaction, whatever
+    the caller's does: the signal never announces what a rollback undid.
     """
     now = timezone.now()
-    with transaction.atomic():
+    evidence = evidence or {}
+    with own_transaction() as db:
         first = bool(
-            LinkedAccount.objects.filter(pk=account.pk, consent_withdrawn_at__isnull=True).update(
-                consent_withdrawn_at=now, consent_revoked_pending=True
-            )
+            LinkedAccount.objects.using(db)
+            .filter(pk=account.pk, consent_withdrawn_at__isnull=True)
+            .update(consent_withdrawn_at=now, consent_revoked_pending=True)
         )
-        ended = lifecycle.forget(account)
+        ended = lifecycle.forget(account, using=db)
         if first or ended.rows or ended.grants:
             audit.record(
                 AuditEvent.Kind.CONSENT_REVOKED if first else AuditEvent.Kind.SESSIONS_ENDED,
                 account,
+                using=db,
                 reason=reason,
+                evidence=evidence,
                 grants=ended.grants,
                 sessions=ended.rows,
             )
@@ -211,21 +268,39 @@ def withdraw(account: LinkedAccount, reason: str) -> bool:
     account.refresh_from_db(fields=["consent_withdrawn_at"])
     if first:
         logger.info("consent withdrawn for %s account %s (%s)", account.realm, account.pk, reason)
-    send_pending_revocation(account, reason)
+    send_pending_revocation(account)
     return first
 
 
-def send_pending_revocation(account: LinkedAccount, reason: str = "") -> bool:
+def send_pending_revocation(account: LinkedAccount) -> bool:
     """Send ``consent_revoked`` if a withdrawal of ``account`` still owes it; once.
 
-    The conditional update elects one sender among concurrent callers.
+    The conditional update elects one sender among concurrent callers. The
+    reason and the evidence come from the withdrawal's audit event, so a
+    sender that is not the one that noticed sends them too.
     """
-    if not LinkedAccount.objects.filter(pk=account.pk, consent_revoked_pending=True).update(
-        consent_revoked_pending=False
-    ):
+    with own_transaction() as db:
+        elected = (
+            LinkedAccount.objects.using(db)
+            .filter(pk=account.pk, consent_revoked_pending=True)
+            .update(consent_revoked_pending=False)
+        )
+        event = (
+            AuditEvent.objects.using(db)
+            .filter(account_id=account.pk, kind=AuditEvent.Kind.CONSENT_REVOKED)
+            .order_by("-created_at", "-pk")
+            .first()
+            if elected
+            else None
+        )
+    if not elected:
         return False
+    detail = event.detail if event is not None else {}
     for receiver, response in consent_revoked.send_robust(
-        sender=LinkedAccount, account=account, reason=reason
+        sender=LinkedAccount,
+        account=account,
+        reason=detail.get("reason", ""),
+        evidence=detail.get("evidence", {}),
     ):
         if isinstance(response, Exception):
             logger.error("consent_revoked receiver %r failed", receiver, exc_info=response)

@@ -98,7 +98,10 @@ class ConsentMiddleware:
                 logger.error("consent check skipped, FTAUTH settings cannot load: %s", exc)
                 return None
             checked_at = marker.get("checked_at")
-            if not isinstance(checked_at, int | float) or time.time() - checked_at >= interval:
+            due = not isinstance(checked_at, int | float) or time.time() - checked_at >= interval
+            # A marker written before grants existed (migration 0002) is bound to its
+            # grant at its first request, before the view may need that grant.
+            if due or "grant" not in marker:
                 ended = self.check(request, marker, interval)
                 if ended is not None:
                     return self.ended(request, ended)
@@ -129,6 +132,11 @@ class ConsentMiddleware:
             .filter(sid=sid, account_id=marker["account"])
             .first()
         )
+        if row is not None and "grant" not in marker:
+            # Signed in before migration 0002, which bound this session's registry
+            # row to its account's grant: the session goes on with that grant.
+            grant_id = row.grant_id
+            request.session[SESSION_KEY] = {**marker, "grant": grant_id}
         if row is None or row.grant_id != grant_id:
             # Its grant was forgotten: a sign-out elsewhere, a refusal, a
             # back-channel logout, an unlink or a withdrawal. Say which.

@@ -32,9 +32,6 @@ class LinkedAccount(models.Model):
     linked_at = models.DateTimeField(_("lié le"), default=timezone.now)
     last_login_at = models.DateTimeField(_("dernière connexion"), null=True, blank=True)
     consent_withdrawn_at = models.DateTimeField(_("consentement retiré le"), null=True, blank=True)
-    # When the consent was last confirmed with France Travail (middleware, bulk
-    # command): several sessions of one account share one check per interval.
-    consent_checked_at = models.DateTimeField(_("consentement vérifié le"), null=True, blank=True)
     # Set with ``consent_withdrawn_at``, cleared by whoever sends
     # ``consent_revoked``: the signal goes out exactly once, even when the
     # first attempt to act on the withdrawal stopped halfway.
@@ -88,9 +85,21 @@ class Grant(models.Model):
     # When France Travail last confirmed this grant (consent check): the
     # middleware asks at most once per CONSENT_CHECK_INTERVAL.
     checked_at = models.DateTimeField(_("vérifié le"), null=True, blank=True)
-    # SQLite only (no row locks): until when a caller holds the right to
-    # refresh these tokens (``ftauth.internal.refresh_lock``).
+    # Until when a caller holds the right to refresh these tokens, across
+    # workers and hosts (``ftauth.internal.refresh_lock``): a lease, not a lock,
+    # so nothing is held in the database while France Travail answers.
     refresh_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set (committed) before a refresh request goes out, cleared when its answer
+    # is stored: while set, France Travail may have rotated the refresh token
+    # without ftauth holding the new one (an answer lost in transit, a failure
+    # before it was stored), and a refusal of this grant is no evidence of a
+    # withdrawal (docs/security.md, "A verdict needs evidence").
+    rotation_uncertain_since = models.DateTimeField(
+        _("réponse de rafraîchissement perdue le"), null=True, blank=True, editable=False
+    )
+    # A refreshed ID token stored with the tokens it came with but not validated
+    # yet (the JWKS could not be fetched): validated at the next refresh or check.
+    pending_id_token_ciphertext = models.TextField(blank=True, editable=False)
 
     class Meta:
         verbose_name = _("autorisation")

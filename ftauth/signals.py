@@ -2,9 +2,14 @@
 
 ``consent_revoked`` is sent exactly once per withdrawal, after the
 transaction that forgot the tokens and ended the sessions has committed, with ``account`` (the
-:class:`~ftauth.models.LinkedAccount`) and ``reason`` (a short text for
-logs: ``"invalid_grant on refresh"``, ``"userinfo 401 after refresh"``,
-``"admin"``...). Receivers run synchronously; an exception in one of them
+:class:`~ftauth.models.LinkedAccount`), ``reason`` (a short text for
+logs: ``"every grant refused (invalid_grant on refresh)"``...) and
+``evidence`` (a dict: ``witness``, ``"refresh"`` or ``"userinfo"``, the answer
+that refused; ``grants_refused``, how many of the account's grants were
+refused, each with certainty; ``refusals``, what each said). It is sent only on
+evidence nothing but a withdrawal produces, as far as France Travail's
+interface lets ftauth tell (docs/security.md, "A verdict needs evidence").
+Receivers run synchronously; an exception in one of them
 does not stop the others (``send_robust``) and is logged.
 """
 

@@ -9,9 +9,11 @@ The vault hands out tokens and says when France Travail refused a grant
 business of ``ftauth.consent`` alone.
 
 Concurrent callers that find an access token about to expire cause a single
-refresh: the first one takes the grant's refresh lock (a row lock on
-PostgreSQL, a lease on SQLite: ``ftauth.internal.refresh_lock``) and re-reads the row;
-the others wait for the lock and find the refreshed token when they re-read.
+refresh: the first one takes the grant's refresh lease
+(``ftauth.internal.refresh_lock``) and re-reads the row; the others wait for
+the lease and find the refreshed token when they re-read. No transaction or
+lock is held while France Travail answers, and what it answers is committed
+at once, in a transaction of ftauth's own (``ftauth.internal.durable``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import DatabaseError
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -30,11 +33,20 @@ from django.utils.translation import gettext_lazy as _
 from . import crypto
 from .conf import get_http, get_settings
 from .core import tokens as token_endpoint
-from .core.errors import FTAuthError, InvalidGrant, TransportError
+from .core.errors import (
+    FTAuthError,
+    InvalidGrant,
+    InvalidResponse,
+    OAuthError,
+    QuotaExceeded,
+    TokenValidationError,
+    TransportError,
+)
 from .core.realms import ACCESS_TOKEN_LIFETIME
 from .core.tokens import TokenResponse
 from .internal import audit
-from .internal.refresh_lock import refresh_lock
+from .internal.durable import own_connection, own_transaction
+from .internal.refresh_lock import Lease, refresh_lock
 from .models import AuditEvent, Grant, LinkedAccount
 
 logger = logging.getLogger("ftauth.vault")
@@ -50,14 +62,38 @@ class TokensUnavailable(FTAuthError):
     or the tokens expired with no refresh token. The user must sign in again."""
 
 
-class GrantRefused(FTAuthError):
-    """France Travail refused this grant (``invalid_grant`` on refresh, or a 401
-    on a freshly refreshed token). Raised by the vault, judged by ``ftauth.consent``."""
+class GrantInvalidated(TokensUnavailable):
+    """France Travail's refreshed ID token for this grant is invalid: the grant was
+    ended (that device signs in again). Says nothing about consent. ``rule``
+    names the check that failed."""
 
-    def __init__(self, grant: Grant, reason: str) -> None:
+    def __init__(self, rule: str) -> None:
+        super().__init__(f"the refreshed ID token is invalid ({rule}): sign in again")
+        self.rule = rule
+
+
+# The realm's witness of a grant, the only answers that can refuse one
+# (docs/security.md, "A verdict needs evidence").
+WITNESS_REFRESH = "refresh"
+WITNESS_USERINFO = "userinfo"
+
+
+class GrantRefused(FTAuthError):
+    """The realm's witness refused this grant: ``invalid_grant`` on its refresh, or
+    the realm's userinfo answering 401 to a freshly refreshed access token.
+
+    ``certain`` is False when ftauth may not hold the grant's latest tokens (the
+    answer to an earlier refresh was never stored): the refusal then ends that
+    grant only, never the account's consent. Raised by the vault and the API
+    client, judged by ``ftauth.consent``.
+    """
+
+    def __init__(self, grant: Grant, reason: str, *, certain: bool, witness: str) -> None:
         super().__init__(reason)
         self.grant = grant
         self.reason = reason
+        self.certain = certain
+        self.witness = witness
 
 
 class TokenStatus(enum.StrEnum):
@@ -143,16 +179,20 @@ def latest_grant(account: LinkedAccount) -> Grant | None:
 
 
 def session_grant(request: HttpRequest, account: LinkedAccount) -> Grant | None:
-    """The grant of this request's session when it belongs to ``account``, else the latest."""
+    """The grant this request's session signed in with, when it is one of ``account``'s.
+
+    Only the session's own sign-in: a session signed in on another realm, or
+    whose grant was ended, gets no grant (never another device's tokens).
+    """
     from .internal.sessions import session_marker
 
     marker = session_marker(request)
-    grant_id = marker.get("grant") if marker and marker.get("account") == account.pk else None
-    if isinstance(grant_id, int):
-        grant = Grant.objects.filter(pk=grant_id, account=account).first()
-        if grant is not None:
-            return grant
-    return latest_grant(account)
+    if not marker or marker.get("account") != account.pk:
+        return None
+    grant_id = marker.get("grant")
+    if not isinstance(grant_id, int):
+        return None
+    return Grant.objects.filter(pk=grant_id, account=account).first()
 
 
 def get_id_token(grant: Grant | None) -> str:
@@ -204,16 +244,23 @@ def refresh(grant: Grant, *, force: bool = False) -> Grant:
     """Refresh the grant's tokens once, however many callers ask at the same time.
 
     Without ``force``, a grant that another caller refreshed while this one
-    waited for the lock is returned as is. ``invalid_grant`` raises
-    :class:`GrantRefused`. A transient failure (timeout, 5xx, 429) raises
+    waited for the lease is returned as is. ``invalid_grant`` raises
+    :class:`GrantRefused` (certain only if ftauth held the grant's latest
+    tokens). A transient failure (timeout, 5xx, 429) raises
     :class:`TransportError`, unless the refresh was not forced and the current
     access token has not actually expired yet: it is then returned.
+
+    What France Travail answers is committed before anything else can fail
+    (ftauth's own transaction, whatever the caller's does): the refreshed ID
+    token is validated after the tokens it came with are safe.
     """
     asked_at = timezone.now()
-    with refresh_lock(grant) as current:
-        # Read under the lock: a caller that waited sees the first one's result.
-        if current is None:
+    with refresh_lock(grant) as lease:
+        # Read under the lease: a caller that waited sees the first one's result.
+        if lease is None:
             raise TokensUnavailable("this grant was forgotten: the user must sign in again")
+        current = lease.grant
+        validate_pending_id_token(current)
         if not force and current.refreshed_at and current.refreshed_at >= asked_at:
             return current
         if not force and not _needs_refresh(current, timezone.now()):
@@ -223,45 +270,147 @@ def refresh(grant: Grant, *, force: bool = False) -> Grant:
             if not force and status_of(current) is not TokenStatus.EXPIRED:
                 return current
             raise TokensUnavailable("no refresh token: the user must sign in again")
+        # Did ftauth store the answer to every refresh it sent for this grant?
+        certain = current.rotation_uncertain_since is None
+        _await_answer(lease, current)
         conf = get_settings()
-        account = grant.account
         try:
             fresh = token_endpoint.refresh(
                 get_http(),
-                conf.realm(account.realm),
+                conf.realm(current.account.realm),
                 conf.client_id,
                 conf.client_secret,
                 refresh_token=refresh_token,
             )
         except InvalidGrant:
-            raise GrantRefused(current, "invalid_grant on refresh") from None
+            if certain:
+                # An answer: France Travail refused the latest refresh token, rotated nothing.
+                _answer_settled(current)
+            raise GrantRefused(
+                current, "invalid_grant on refresh", certain=certain, witness=WITNESS_REFRESH
+            ) from None
+        except (OAuthError, QuotaExceeded):
+            # An answer that says the request was not carried out: nothing rotated.
+            if certain:
+                _answer_settled(current)
+            raise
         except TransportError:
             if not force and status_of(current) is not TokenStatus.EXPIRED:
                 logger.warning(
                     "refresh of %s tokens failed transiently; the current one is still valid",
-                    account.realm,
+                    current.account.realm,
                 )
                 return current
             raise
-        _store_refreshed(account, current, fresh)
+        _store_refreshed(current, fresh)
+    validate_pending_id_token(current)
     return current
 
 
-def _store_refreshed(account: LinkedAccount, grant: Grant, fresh: TokenResponse) -> None:
-    if fresh.id_token:
-        claims = _validate_refreshed_id_token(account, grant, fresh.id_token)
-        grant.id_token_ciphertext = crypto.encrypt(fresh.id_token)
-        grant.id_token_claims = identity_claims(claims)
-    grant.access_token_ciphertext = crypto.encrypt(fresh.access_token)
+def _await_answer(lease: Lease, grant: Grant) -> None:
+    """Mark, committed, that a refresh request is about to go out (the mark stays if
+    its answer never gets stored)."""
+    since = grant.rotation_uncertain_since or timezone.now()
+    with own_connection() as db:
+        marked = (
+            Grant.objects.using(db)
+            .filter(pk=grant.pk, refresh_lease_until=lease.until)
+            .update(rotation_uncertain_since=since)
+        )
+    if not marked:
+        raise TokensUnavailable("this grant was forgotten: the user must sign in again")
+    grant.rotation_uncertain_since = since
+
+
+def _answer_settled(grant: Grant) -> None:
+    with own_connection() as db:
+        Grant.objects.using(db).filter(pk=grant.pk).update(rotation_uncertain_since=None)
+    grant.rotation_uncertain_since = None
+
+
+def _store_refreshed(grant: Grant, fresh: TokenResponse) -> None:
+    """Store a refresh's answer in a transaction of its own, before anything can fail.
+
+    Compare-and-set on the refresh token that was used: a grant ended while the
+    request was in flight is not brought back by its late answer.
+    """
+    values: dict[str, Any] = {
+        "access_token_ciphertext": crypto.encrypt(fresh.access_token),
+        "expires_at": _expires_at(fresh),
+        "refreshed_at": timezone.now(),
+        "rotation_uncertain_since": None,
+    }
     if fresh.refresh_token:
         # Refresh token rotation: the old one may already be void.
-        grant.refresh_token_ciphertext = crypto.encrypt(fresh.refresh_token)
-    grant.expires_at = _expires_at(fresh)
+        values["refresh_token_ciphertext"] = crypto.encrypt(fresh.refresh_token)
     if fresh.scope:
-        grant.scopes = " ".join(fresh.scope)
-    grant.refreshed_at = timezone.now()
-    grant.save()
-    audit.record(AuditEvent.Kind.TOKENS_REFRESHED, account, grant=grant.pk)
+        values["scopes"] = " ".join(fresh.scope)
+    if fresh.id_token:
+        values["pending_id_token_ciphertext"] = crypto.encrypt(fresh.id_token)
+    with own_transaction() as db:
+        stored = (
+            Grant.objects.using(db)
+            .filter(pk=grant.pk, refresh_token_ciphertext=grant.refresh_token_ciphertext)
+            .update(**values)
+        )
+    if not stored:
+        raise TokensUnavailable("this grant was ended while it was being refreshed")
+    for name, value in values.items():
+        setattr(grant, name, value)
+    try:
+        with own_transaction() as db:
+            audit.record(AuditEvent.Kind.TOKENS_REFRESHED, grant.account, using=db, grant=grant.pk)
+    except DatabaseError as exc:
+        # The tokens are stored; only the trail misses a line.
+        logger.error("audit of a refresh not recorded: %s: %s", type(exc).__name__, exc)
+
+
+def validate_pending_id_token(grant: Grant) -> None:
+    """Validate a refreshed ID token stored but not validated yet (OIDC Core 12.2).
+
+    The JWKS unreachable: kept for later, the tokens serve meanwhile. Invalid
+    (another ``sub``, a bad signature...): the grant is ended, its sessions
+    sign in again (:class:`GrantInvalidated`).
+    """
+    ciphertext = grant.pending_id_token_ciphertext
+    if not ciphertext:
+        return
+    try:
+        claims = _validate_refreshed_id_token(grant.account, grant, crypto.decrypt(ciphertext))
+    except (TransportError, InvalidResponse) as exc:
+        # The JWKS (or discovery) unreachable or garbled: France Travail's trouble, not
+        # the token's. Kept for later; the tokens it came with serve meanwhile.
+        logger.warning("refreshed ID token of grant %s not validated yet: %s", grant.pk, exc)
+        return
+    except TokenValidationError as exc:
+        from .internal import lifecycle
+        from .internal.sessions import ENDED_GRANT_REFUSED
+
+        rule = exc.rule
+        if rule == "jwks":  # an unusable key set: the server's, as above
+            logger.warning("refreshed ID token of grant %s not validated yet: %s", grant.pk, exc)
+            return
+        logger.error("refreshed ID token of grant %s refused (%s): grant ended", grant.pk, rule)
+        lifecycle.end_grants(
+            grant.account,
+            [grant.pk],
+            kind=AuditEvent.Kind.GRANT_ENDED,
+            reason=ENDED_GRANT_REFUSED,
+            own=True,
+            why=f"refreshed ID token refused ({rule})",
+        )
+        raise GrantInvalidated(rule) from None
+    values = {
+        "id_token_ciphertext": ciphertext,
+        "id_token_claims": identity_claims(claims),
+        "pending_id_token_ciphertext": "",
+    }
+    with own_transaction() as db:
+        Grant.objects.using(db).filter(pk=grant.pk, pending_id_token_ciphertext=ciphertext).update(
+            **values
+        )
+    for name, value in values.items():
+        setattr(grant, name, value)
 
 
 def _validate_refreshed_id_token(

@@ -124,7 +124,6 @@ def age_account_check(account: LinkedAccount, seconds: float = 10_000) -> None:
     from django.utils import timezone
 
     then = timezone.now() - timedelta(seconds=seconds)
-    LinkedAccount.objects.filter(pk=account.pk).update(consent_checked_at=then)
     Grant.objects.filter(account=account).update(checked_at=then)
 
 

@@ -140,9 +140,7 @@ def test_bulk_check_honours_retry_after(fakeop, fake_time):
 def test_bulk_check_skips_recently_checked_and_withdrawn_accounts(fakeop, fake_time):
     linked_with_tokens(fakeop)  # checked at sign-in, moments ago
     withdrawn = linked_with_tokens(fakeop)
-    LinkedAccount.objects.filter(pk=withdrawn.pk).update(
-        consent_withdrawn_at=timezone.now(), consent_checked_at=None
-    )
+    LinkedAccount.objects.filter(pk=withdrawn.pk).update(consent_withdrawn_at=timezone.now())
     assert "0 grant(s) checked" in run("ftauth_check_consent")
     assert not fakeop.requests_to("userinfo")
 

@@ -102,8 +102,7 @@ def test_valid_consent_is_confirmed_with_userinfo(fakeop):
     assert consent.check_grant(grant_of(account)) is ConsentCheck.VALID
     assert len(fakeop.requests_to("userinfo")) == 1
     assert not fakeop.refresh_requests()
-    account.refresh_from_db()
-    assert account.consent_checked_at is not None
+    assert Grant.objects.get(account=account).checked_at is not None
 
 
 def test_a_single_401_is_not_a_withdrawal_when_the_refresh_works(fakeop, revocations):
@@ -130,7 +129,7 @@ def test_a_second_401_with_a_fresh_token_is_a_withdrawal(fakeop, revocations):
     fakeop.fail_next("userinfo", 401)
     assert consent.check_grant(grant_of(account)) is ConsentCheck.WITHDRAWN
     assert len(fakeop.refresh_requests()) == 1
-    reason = "every grant refused (401 on a freshly refreshed access token)"
+    reason = "every grant refused (userinfo 401 on a freshly refreshed access token)"
     assert revocations == [(account.pk, reason)]
 
 

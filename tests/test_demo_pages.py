@@ -69,6 +69,26 @@ def signed_in(client, db):
     return account
 
 
+def bind_session(client, grant) -> None:
+    """Make ``client``'s session one that signed in with ``grant`` (as the callback does)."""
+    import time
+
+    from ftauth.internal.sessions import SESSION_KEY
+    from ftauth.models import AccountSession
+
+    AccountSession.objects.create(account=grant.account, grant=grant, sid=f"sid-{grant.pk}")
+    session = client.session
+    session[SESSION_KEY] = {
+        "account": grant.account_id,
+        "realm": grant.account.realm,
+        "sid": f"sid-{grant.pk}",
+        "grant": grant.pk,
+        "checked_at": time.time(),
+        "key": "",
+    }
+    session.save()
+
+
 # Home
 
 
@@ -143,7 +163,7 @@ def test_profile_has_unlink_and_one_sign_out_form_both_csrf_protected(client, si
 def test_profile_says_france_travail_is_unreachable_instead_of_failing(
     client, signed_in, closed_port_api
 ):
-    store_tokens(signed_in)
+    bind_session(client, store_tokens(signed_in))
     response = client.get("/profile/")
     assert response.status_code == 200
     html = response.content.decode()

@@ -218,8 +218,11 @@ def test_refresh_token_lost_in_transit_ends_that_device_only(fakeop, two_devices
     assert list(Grant.objects.filter(account=account).values_list("pk", flat=True)) == [
         AccountSession.objects.get(sid=phone.session["_ftauth"]["sid"]).grant_id
     ]
+    # The answer to the laptop's last refresh was never stored: its refusal is no evidence.
     ended = AuditEvent.objects.get(account=account, kind="grant_ended")
-    assert ended.detail["why"] == "invalid_grant on refresh"
+    assert ended.detail["why"] == (
+        "invalid_grant on refresh, after a refresh whose answer was never stored"
+    )
 
 
 @pytest.mark.django_db

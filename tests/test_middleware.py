@@ -46,9 +46,9 @@ def test_due_session_is_checked_once_then_waits_an_interval(
     account = sign_in(client, fakeop, "sub-due")
     age_session(client)
     age_account_check(account)
-    # The session's row with its grant and account, then the grant's and the account's
-    # checked_at, and the session's seen_at.
-    with django_assert_max_num_queries(4):
+    # The session's row with its grant and account, then the grant's checked_at,
+    # and the session's seen_at.
+    with django_assert_max_num_queries(3):
         assert client.get(PAGE).status_code == 200
     assert len(fakeop.requests_to("userinfo")) == 2  # sign-in, then this check
     with django_assert_max_num_queries(0):

@@ -16,7 +16,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from ftauth import crypto, vault
-from ftauth.core.errors import QuotaExceeded, TokenValidationError
+from ftauth.core.errors import QuotaExceeded
 from ftauth.models import AuditEvent, Grant
 from ftauth.vault import status_of
 from tests.lifecycle import (
@@ -172,18 +172,20 @@ def test_refreshed_id_token_with_another_sub_is_refused(fakeop):
     before = Grant.objects.get(account=account)
     fakeop.refreshed_claims = {"sub": "someone-else"}
     expire_soon(account)
-    with pytest.raises(TokenValidationError) as excinfo:
+    with pytest.raises(vault.GrantInvalidated) as excinfo:
         vault.access_token(grant_of(account))
     assert excinfo.value.rule == "refresh_sub"
-    after = Grant.objects.get(account=account)
-    assert after.access_token_ciphertext == before.access_token_ciphertext
+    # The grant is ended: its tokens are forgotten, its sessions sign in again.
+    assert not Grant.objects.filter(pk=before.pk).exists()
+    event = AuditEvent.objects.get(account=account, kind="grant_ended")
+    assert "refresh_sub" in event.detail["why"]
 
 
 def test_refreshed_id_token_with_another_audience_is_refused(fakeop):
     account = linked_with_tokens(fakeop)
     fakeop.refreshed_claims = {"aud": ["ftauth-tests", "another-client"], "azp": "ftauth-tests"}
     expire_soon(account)
-    with pytest.raises(TokenValidationError) as excinfo:
+    with pytest.raises(vault.GrantInvalidated) as excinfo:
         vault.access_token(grant_of(account))
     assert excinfo.value.rule == "refresh_aud"
 
@@ -192,7 +194,7 @@ def test_refreshed_id_token_is_signature_checked(fakeop):
     account = linked_with_tokens(fakeop)
     fakeop.refreshed_claims = {"iss": "https://elsewhere.example/"}
     expire_soon(account)
-    with pytest.raises(TokenValidationError):
+    with pytest.raises(vault.GrantInvalidated):
         vault.access_token(grant_of(account))
 
 

@@ -39,8 +39,10 @@ class GrantCredentials:
     """A user's consented token: one grant's, from the vault.
 
     A 401 is not yet a refusal (the token may have expired early): the grant
-    is refreshed once; ``invalid_grant`` there, or a 401 on the fresh token,
-    is :class:`~ftauth.vault.GrantRefused`, which ``ftauth.consent`` judges.
+    is refreshed once; ``invalid_grant`` there, or the realm's userinfo (its
+    witness) answering 401 to the fresh token, is
+    :class:`~ftauth.vault.GrantRefused`, which ``ftauth.consent`` judges. Any
+    other API's 401 on the fresh token is that API's answer (``ApiError``).
     """
 
     def __init__(self, grant: Grant) -> None:
@@ -54,12 +56,24 @@ class GrantCredentials:
     def renew(self, rejected: str) -> str:
         from ftauth import crypto, vault
 
-        return crypto.decrypt(vault.refresh(self.grant, force=True).access_token_ciphertext)
+        account = self.grant.account
+        self.grant = vault.refresh(self.grant, force=True)
+        self.grant.account = account
+        return crypto.decrypt(self.grant.access_token_ciphertext)
 
     def refused_again(self, response: requests.Response) -> Exception:
         from ftauth import vault
+        from ftauth.consent import is_witness
 
-        return vault.GrantRefused(self.grant, "401 on a freshly refreshed access token")
+        if is_witness(self.grant.account.realm, response.url or ""):
+            # The refresh just stored these tokens: ftauth holds the latest ones.
+            return vault.GrantRefused(
+                self.grant,
+                "userinfo 401 on a freshly refreshed access token",
+                certain=True,
+                witness=vault.WITNESS_USERINFO,
+            )
+        return ApiError(401, error_body(response))
 
 
 class TokenCredentials:

@@ -7,9 +7,14 @@ from typing import Any
 from ..models import AuditEvent, LinkedAccount
 
 
-def record(kind: str, account: LinkedAccount | None = None, **detail: Any) -> AuditEvent:
-    """Record one event. ``detail`` is for short facts (a reason, a count), never a token."""
-    return AuditEvent.objects.create(
+def record(
+    kind: str, account: LinkedAccount | None = None, *, using: str | None = None, **detail: Any
+) -> AuditEvent:
+    """Record one event. ``detail`` is for short facts (a reason, a count), never a token.
+
+    ``using``: the database alias of the transaction it belongs to (ftauth's own).
+    """
+    return AuditEvent.objects.using(using).create(
         account=account,
         user_id=account.user_id if account is not None else None,
         realm=account.realm if account is not None else "",

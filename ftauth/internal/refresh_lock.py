@@ -1,19 +1,19 @@
-"""One refresh at a time per grant, across threads and processes.
+"""One refresh at a time per grant, across threads, workers and hosts, holding nothing.
 
 France Travail rotates refresh tokens: two concurrent refreshes with the same
-refresh token would make the second one fail with ``invalid_grant``, which
-reads as a withdrawal. So the first caller refreshes and the others wait,
-then find the fresh token.
+refresh token would make the second one fail with ``invalid_grant``. So the
+first caller refreshes and the others wait, then find the fresh tokens.
 
-* Databases with row locks (PostgreSQL, MySQL, Oracle): ``SELECT ... FOR
-  UPDATE`` on the grant, held during the refresh. Only that row waits,
-  and the lock goes with the connection if the process dies.
-* SQLite has no row locks: holding its database-wide write lock during an
-  HTTP call would stall every write of the site (and the embedded sandbox,
-  which must write to answer). A *lease* instead: a conditional UPDATE sets
-  ``refresh_lease_until``; the winner refreshes outside any transaction and
-  clears it; the others poll until it is cleared or expires. The lease lasts
-  longer than the token request can (its timeouts plus a margin).
+The right to refresh is a *lease* on the grant's row, the same on every
+database: a conditional UPDATE sets ``refresh_lease_until``, committed at once
+(ftauth's own connection, ``ftauth.internal.durable``); the holder sends its request with no
+transaction open and no row locked, so a sign-out, a back-channel logout or an
+admin ending that grant proceeds at once instead of waiting for France Travail
+(a row lock held across the HTTP call kept them waiting up to the whole read
+timeout, and kept a transaction idle during network I/O, which PgBouncer's
+transaction pooling and ``idle_in_transaction_session_timeout`` do not allow).
+The others poll until the lease is released or expires. The lease outlasts the
+token request's own deadline (its timeouts plus a margin).
 """
 
 from __future__ import annotations
@@ -21,49 +21,58 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from ..conf import get_settings
 from ..models import Grant
+from .durable import own_connection, settle
 
 LEASE_MARGIN = 5.0
 
 
-@contextmanager
-def refresh_lock(grant: Grant) -> Iterator[Grant | None]:
-    """Hold the refresh lock of ``grant``; yields the grant as read under it (None: gone)."""
-    database = router.db_for_write(Grant)
-    if connections[database].features.has_select_for_update:
-        with transaction.atomic(using=database):
-            yield Grant.objects.using(database).select_for_update().filter(pk=grant.pk).first()
-        return
-    with _lease(grant, database) as current:
-        yield current
+@dataclass(frozen=True)
+class Lease:
+    """A held lease: the grant as read once it was taken, and the lease's own mark."""
+
+    grant: Grant
+    until: datetime
 
 
-@contextmanager
-def _lease(grant: Grant, database: str) -> Iterator[Grant | None]:
+def lease_duration() -> timedelta:
     conf = get_settings()
-    duration = timedelta(seconds=conf.http_connect_timeout + conf.http_read_timeout + LEASE_MARGIN)
-    rows = Grant.objects.using(database).filter(pk=grant.pk)
+    return timedelta(seconds=conf.http_connect_timeout + conf.http_read_timeout + LEASE_MARGIN)
+
+
+@contextmanager
+def refresh_lock(grant: Grant) -> Iterator[Lease | None]:
+    """Hold the refresh lease of ``grant``; yields it (``None``: the grant is gone)."""
     delay = 0.02
     while True:
         now = timezone.now()
-        until = now + duration
+        until = now + lease_duration()
         free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now)
-        if rows.filter(free).update(refresh_lease_until=until):
+        with own_connection() as db:
+            rows = Grant.objects.using(db).filter(pk=grant.pk)
+            taken = rows.filter(free).update(refresh_lease_until=until)
+            current = rows.select_related("account").first() if taken else None
+            gone = not taken and not rows.exists()
+        if current is not None:
             break
-        if not rows.exists():
+        if gone:
             yield None
             return
         time.sleep(delay)  # another caller is refreshing: wait for its result
         delay = min(delay * 2, 0.25)
+    settle(current, current.account)
     try:
-        yield rows.first()
+        yield Lease(current, until)
     finally:
         # Only our own lease: if it expired and another caller took it, not theirs.
-        rows.filter(refresh_lease_until=until).update(refresh_lease_until=None)
+        with own_connection() as db:
+            Grant.objects.using(db).filter(pk=grant.pk, refresh_lease_until=until).update(
+                refresh_lease_until=None
+            )

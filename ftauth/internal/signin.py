@@ -302,14 +302,12 @@ def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
     account.last_login_at = timezone.now()
     # New tokens mean the user consented again: a previous withdrawal no longer stands.
     account.consent_withdrawn_at = None
-    account.consent_checked_at = account.last_login_at
     account.save(
         update_fields=[
             "claims",
             "email",
             "last_login_at",
             "consent_withdrawn_at",
-            "consent_checked_at",
         ]
     )
     grant = vault.new_grant(

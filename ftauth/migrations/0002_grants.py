@@ -21,7 +21,22 @@ def bind_sessions_to_grants(apps, schema_editor):
 
 
 def unbind_sessions(apps, schema_editor):
+    """Back to one token set per account: each account keeps its most recently
+    refreshed (or obtained) grant; its other grants are deleted, and the sessions
+    bound to them (cascade) end: those devices sign in again. Nothing else is lost."""
+    Grant = apps.get_model("ftauth", "Grant")
     AccountSession = apps.get_model("ftauth", "AccountSession")
+    kept = {}
+    latest_first = (
+        models.F("refreshed_at").desc(nulls_last=True),
+        "-obtained_at",
+        "-pk",
+    )
+    for grant in Grant.objects.order_by("account_id", *latest_first).iterator():
+        if grant.account_id in kept:
+            grant.delete()
+        else:
+            kept[grant.account_id] = grant.pk
     for session in AccountSession.objects.select_related("grant").iterator():
         if session.grant is not None:
             session.op_sid = session.grant.op_sid

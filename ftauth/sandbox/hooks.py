@@ -51,6 +51,19 @@ class SandboxHooks:
         """
         return answer()
 
+    def api_response(
+        self, request: HttpRequest, api: str, answer: Callable[[], HttpResponse]
+    ) -> HttpResponse:
+        """The answer of an API (``api``: its name, e.g. ``peconnect-statut``, userinfo
+        included); ``answer()`` runs the sandbox's own handling (token, scope, quota)."""
+        return answer()
+
+    def jwks_response(
+        self, request: HttpRequest, realm: str, answer: Callable[[], HttpResponse]
+    ) -> HttpResponse:
+        """The answer of a realm's JWKS endpoint; ``answer()`` gives the published keys."""
+        return answer()
+
     def userinfo_claims(self, claims: dict[str, str], *, token: IssuedToken) -> dict[str, str]:
         """The claims the userinfo APIs answer for ``token``."""
         return claims

@@ -62,6 +62,10 @@ def protected(
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, **kwargs: str) -> HttpResponse:
+            hooks = get_sandbox_settings().hooks
+            return hooks.api_response(request, api, lambda: answer(request, **kwargs))
+
+        def answer(request: HttpRequest, **kwargs: str) -> HttpResponse:
             if request.method != "GET":
                 return json_response({"message": "Method not allowed"}, 405)
             if "access_token" in request.GET:

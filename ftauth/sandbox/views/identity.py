@@ -123,7 +123,9 @@ def discovery_by_query(request: HttpRequest, host: str) -> HttpResponse:
 
 def jwks(request: HttpRequest, host: str) -> HttpResponse:
     site = served_site(request, host, request.GET.get("realm"))
-    return json_response(public_jwks(site.realm))
+    return get_sandbox_settings().hooks.jwks_response(
+        request, site.realm, lambda: json_response(public_jwks(site.realm))
+    )
 
 
 @csrf_exempt
