@@ -156,12 +156,13 @@ def validate_id_token(
 
 
 def check_refreshed_id_token(new: Claims, previous: Claims) -> None:
-    """OIDC Core 12.2: a refreshed ID token keeps ``iss``, ``sub`` and ``aud``.
+    """OIDC Core 12.2: a refreshed ID token keeps ``iss``, ``sub`` and ``aud``,
+    and ``azp``: the same value, or absent if the original had none.
 
     ``auth_time``, when both carry it, must not change either: a refresh is
     not a new authentication.
     """
-    for claim in ("iss", "sub", "aud"):
+    for claim in ("iss", "sub", "aud", "azp"):
         if new.get(claim) != previous.get(claim):
             raise TokenValidationError(
                 "refresh_" + claim, f"refreshed ID token changed its {claim}"
