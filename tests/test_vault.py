@@ -196,7 +196,8 @@ def holds_tokens_of_the_refresh(account, fakeop) -> bool:
     grant = Grant.objects.filter(account=account).first()
     if grant is None:
         return False
-    return crypto.decrypt(grant.access_token_ciphertext) in fakeop.grant_of(account.sub).access_tokens
+    stored = crypto.decrypt(grant.access_token_ciphertext)
+    return stored in fakeop.grant_of(account.sub).access_tokens
 
 
 def test_refreshed_id_token_with_a_bad_signature_is_refused(fakeop):
