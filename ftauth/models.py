@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -53,6 +55,19 @@ class LinkedAccount(models.Model):
         return f"{self.realm}:{self.sub}"
 
 
+class GrantQuerySet(models.QuerySet):
+    def latest_first(self) -> GrantQuerySet:
+        """Most recently given tokens first: by the last refresh, or by the sign-in for a
+        grant never refreshed (a device that signed in a minute ago is more recent than
+        one refreshed an hour ago); the newest row breaks ties.
+
+        The one definition of an account's *latest* grant: the one used outside a
+        request (jobs, commands), the one ``ftauth_purge`` always keeps, and the one
+        whose status is the account's (account page, admin column and filter).
+        """
+        return self.order_by(Coalesce("refreshed_at", "obtained_at").desc(), F("pk").desc())
+
+
 class Grant(models.Model):
     """What one completed sign-in obtained: its tokens (encrypted) and the sessions it opened.
 
@@ -91,6 +106,8 @@ class Grant(models.Model):
     # SQLite only (no row locks): until when a caller holds the right to
     # refresh these tokens (``ftauth.internal.refresh_lock``).
     refresh_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = GrantQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("autorisation")
