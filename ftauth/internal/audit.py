@@ -7,12 +7,23 @@ from typing import Any
 from ..models import AuditEvent, LinkedAccount
 
 
-def record(kind: str, account: LinkedAccount | None = None, **detail: Any) -> AuditEvent:
-    """Record one event. ``detail`` is for short facts (a reason, a count), never a token."""
+def record(
+    kind: str,
+    account: LinkedAccount | None = None,
+    *,
+    realm: str = "",
+    user_id: int | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Record one event. ``detail`` is for short facts (a reason, a count), never a token.
+
+    Without an account, ``realm`` says where it happened and ``user_id`` who was
+    signed in, if anyone (a failed sign-in).
+    """
     return AuditEvent.objects.create(
         account=account,
-        user_id=account.user_id if account is not None else None,
-        realm=account.realm if account is not None else "",
+        user_id=account.user_id if account is not None else user_id,
+        realm=account.realm if account is not None else realm,
         sub=account.sub if account is not None else "",
         kind=kind,
         detail=detail,
