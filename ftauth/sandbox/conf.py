@@ -95,6 +95,11 @@ def _rate(name: str, value: Any) -> float:
     return as_float(name, value, strict=True)
 
 
+def _lifetime(name: str, value: Any) -> int:
+    # Negative is allowed: codes and tokens issued already expired, for tests of expiry.
+    return as_int(name, value, minimum=-(2**31))
+
+
 def get_sandbox_settings() -> SandboxSettings:
     """The sandbox settings as they are now; :class:`ImproperlyConfigured` if invalid."""
     raw = _raw()
@@ -118,11 +123,11 @@ def get_sandbox_settings() -> SandboxSettings:
             clients=tuple(raw.get("CLIENTS") or ()),
             quota_per_second=value("QUOTA_PER_SECOND", _rate, defaults.quota_per_second),
             quota_algorithm=algorithm,
-            code_lifetime=value("CODE_LIFETIME", as_int, defaults.code_lifetime),
+            code_lifetime=value("CODE_LIFETIME", _lifetime, defaults.code_lifetime),
             access_token_lifetime=value(
-                "ACCESS_TOKEN_LIFETIME", as_int, defaults.access_token_lifetime
+                "ACCESS_TOKEN_LIFETIME", _lifetime, defaults.access_token_lifetime
             ),
-            id_token_lifetime=value("ID_TOKEN_LIFETIME", as_int, defaults.id_token_lifetime),
+            id_token_lifetime=value("ID_TOKEN_LIFETIME", _lifetime, defaults.id_token_lifetime),
             hooks=_hooks(raw.get("HOOKS")),
             retired_key_ttl=value("RETIRED_KEY_TTL", as_int, defaults.retired_key_ttl),
             backchannel_timeout=value(

@@ -121,6 +121,8 @@ def test_numbers_and_hosts_from_strings(settings):
     }
     conf = get_sandbox_settings()
     assert conf.code_lifetime == 30 and conf.quota_per_second == 2.5
+    settings.FTAUTH_SANDBOX = {"CODE_LIFETIME": -1}  # codes born expired, for expiry tests
+    assert get_sandbox_settings().code_lifetime == -1
     assert conf.redirect_hosts == ("emploi.example", "demo.example")
 
 
