@@ -20,7 +20,18 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -83,7 +94,37 @@ STATUS_LABELS = vault.STATUS_LABELS
 logger = logging.getLogger("ftauth.admin")
 
 
+def with_token_status(queryset: QuerySet) -> QuerySet:
+    """Accounts annotated with ``token_status_value``: :func:`ftauth.vault.account_status`
+    as SQL (withdrawn, else the status of the latest grant, ``Grant.objects.latest_first``),
+    so the changelist's column and its filter are one decision, made once per row.
+    """
+    now = timezone.now()
+    margin = now + timedelta(seconds=get_settings().refresh_margin)
+    latest = Grant.objects.filter(account=OuterRef("pk")).latest_first()
+    status = vault.TokenStatus
+    return queryset.annotate(
+        latest_grant_expires_at=Subquery(latest.values("expires_at")[:1]),
+        has_grant=Exists(latest),
+    ).annotate(
+        token_status_value=Case(
+            When(consent_withdrawn_at__isnull=False, then=Value(status.WITHDRAWN.value)),
+            When(has_grant=False, then=Value(status.NONE.value)),
+            # vault.status_of: an expiry unknown or past, then within the refresh margin.
+            When(
+                Q(latest_grant_expires_at__isnull=True) | Q(latest_grant_expires_at__lte=now),
+                then=Value(status.EXPIRED.value),
+            ),
+            When(latest_grant_expires_at__lte=margin, then=Value(status.EXPIRING.value)),
+            default=Value(status.VALID.value),
+            output_field=CharField(),
+        )
+    )
+
+
 class TokenStatusFilter(admin.SimpleListFilter):
+    """Filters on the annotation the status column shows (:func:`with_token_status`)."""
+
     title = _("état des jetons")
     parameter_name = "token_status"
 
@@ -91,25 +132,12 @@ class TokenStatusFilter(admin.SimpleListFilter):
         return [(status.value, label) for status, label in STATUS_LABELS.items()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
-        now = timezone.now()
-        margin = now + timedelta(seconds=get_settings().refresh_margin)
-        active = Q(consent_withdrawn_at__isnull=True)
-        # An account is in the state of its best grant (one valid device is enough).
-        grants = Grant.objects.filter(account=OuterRef("pk"))
-        valid = Exists(grants.filter(expires_at__gt=margin))
-        expiring = Exists(grants.filter(expires_at__gt=now, expires_at__lte=margin))
-        any_grant = Exists(grants)
-        filters = {
-            vault.TokenStatus.WITHDRAWN: Q(consent_withdrawn_at__isnull=False),
-            vault.TokenStatus.NONE: active & ~any_grant,
-            vault.TokenStatus.EXPIRED: active & any_grant & ~valid & ~expiring,
-            vault.TokenStatus.EXPIRING: active & expiring & ~valid,
-            vault.TokenStatus.VALID: active & valid,
-        }
         value = self.value()
-        if value in filters:
-            return queryset.filter(filters[vault.TokenStatus(value)])
-        return None
+        if value not in {status.value for status in vault.TokenStatus}:
+            return None
+        if "token_status_value" not in queryset.query.annotations:
+            queryset = with_token_status(queryset)
+        return queryset.filter(token_status_value=value)
 
 
 class AuditEventInline(admin.TabularInline):
@@ -310,14 +338,18 @@ class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.Mod
         return ("sub", "email", *(f"user__{name}" for name in sorted(user_fields)))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).annotate(session_count=Count("sessions"))
+        queryset = super().get_queryset(request).annotate(session_count=Count("sessions"))
+        return with_token_status(queryset)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # an identity is linked by signing in with it, nowhere else
 
     @admin.display(description=_("jetons"))
     def token_status(self, account: LinkedAccount) -> str:
-        return vault.account_status(account).label
+        value = getattr(account, "token_status_value", None)
+        if value is None:  # an account not read through get_queryset
+            return vault.account_status(account).label
+        return vault.TokenStatus(value).label
 
     @admin.display(description=_("sessions"), ordering="session_count")
     def active_sessions(self, account: LinkedAccount) -> int:
@@ -327,8 +359,8 @@ class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.Mod
 
     @admin.display(description=_("jetons (jamais affichés)"))
     def token_summary(self, account: LinkedAccount) -> str:
-        grants = list(vault.live_grants(account))
-        status = vault.account_status(account, grants[0] if grants else None).label
+        grants = list(account.grants.latest_first())
+        status = self.token_status(account)
         if not grants:
             return status
         latest = grants[0]

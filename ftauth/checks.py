@@ -17,6 +17,7 @@ from .core import typed
 from .core.errors import ConfigurationError, InsecureTransport
 from .core.http import check_secure_url
 from .core.realms import PARTENAIRE
+from .internal.cache import is_per_process
 
 BACKEND = "ftauth.backends.FranceTravailBackend"
 
@@ -253,16 +254,6 @@ def check_middleware_order(app_configs=None, **kwargs):
     return []
 
 
-# Cache backends whose entries live in one process: ftauth's shared state (application
-# tokens, the quota's schedule, JWKS and discovery) would be kept once per worker.
-PER_PROCESS_CACHES = frozenset(
-    {
-        "django.core.cache.backends.locmem.LocMemCache",
-        "django.core.cache.backends.dummy.DummyCache",
-    }
-)
-
-
 @checks.register(checks.Tags.caches)
 def check_shared_cache(app_configs=None, **kwargs):
     """With DEBUG off, several workers are likely: they must share one cache."""
@@ -273,7 +264,7 @@ def check_shared_cache(app_configs=None, **kwargs):
     except ConfigurationError:
         return []  # reported by check_settings
     backend = (getattr(settings, "CACHES", {}) or {}).get(alias, {}).get("BACKEND", "")
-    if backend not in PER_PROCESS_CACHES:
+    if not is_per_process(backend):
         return []
     return [
         checks.Warning(

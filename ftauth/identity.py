@@ -23,8 +23,3 @@ class VerifiedIdentity:
     def email(self) -> str:
         value = self.claims.get("email")
         return value if isinstance(value, str) else ""
-
-    @property
-    def op_sid(self) -> str | None:
-        sid = self.id_token_claims.get("sid")
-        return sid if isinstance(sid, str) else None

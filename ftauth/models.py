@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -48,6 +50,19 @@ class LinkedAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.realm}:{self.sub}"
+
+
+class GrantQuerySet(models.QuerySet):
+    def latest_first(self) -> GrantQuerySet:
+        """Most recently given tokens first: by the last refresh, or by the sign-in for a
+        grant never refreshed (a device that signed in a minute ago is more recent than
+        one refreshed an hour ago); the newest row breaks ties.
+
+        The one definition of an account's *latest* grant: the one used outside a
+        request (jobs, commands), the one ``ftauth_purge`` always keeps, and the one
+        whose status is the account's (account page, admin column and filter).
+        """
+        return self.order_by(Coalesce("refreshed_at", "obtained_at").desc(), F("pk").desc())
 
 
 class Grant(models.Model):
@@ -100,6 +115,8 @@ class Grant(models.Model):
     # A refreshed ID token stored with the tokens it came with but not validated
     # yet (the JWKS could not be fetched): validated at the next refresh or check.
     pending_id_token_ciphertext = models.TextField(blank=True, editable=False)
+
+    objects = GrantQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("autorisation")

@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError
-from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -167,10 +166,8 @@ def new_grant(
 
 
 def live_grants(account: LinkedAccount) -> Iterable[Grant]:
-    """The account's grants, most recently refreshed (or obtained) first."""
-    return Grant.objects.filter(account=account).order_by(
-        F("refreshed_at").desc(nulls_last=True), "-obtained_at", "-pk"
-    )
+    """The account's grants, latest first (``Grant.objects.latest_first``)."""
+    return Grant.objects.filter(account=account).latest_first()
 
 
 def latest_grant(account: LinkedAccount) -> Grant | None:
@@ -417,7 +414,8 @@ def _validate_refreshed_id_token(
     account: LinkedAccount, grant: Grant, id_token: str
 ) -> dict[str, Any]:
     """OIDC Core 12.2: signature and claims like at sign-in (no nonce of ours),
-    and the same ``iss``, ``sub`` and ``aud`` as the ID token it replaces."""
+    and the same ``iss``, ``sub``, ``aud``, ``azp`` and ``auth_time`` as the ID token
+    it replaces."""
     from .core.idtoken import check_refreshed_id_token
     from .internal.provider import get_provider
 
@@ -428,6 +426,7 @@ def _validate_refreshed_id_token(
         "iss": provider.metadata().issuer,
         "sub": account.sub,
         "aud": claims.get("aud"),
+        "azp": claims.get("azp"),
     }
     check_refreshed_id_token(claims, previous)
     return claims

@@ -72,6 +72,9 @@ class FakeOP:
         self.token_delay = 0.0
         self.userinfo_delay = 0.0
         self.refreshed_claims: dict[str, Any] = {}
+        # Test-only misbehaviour: refreshed ID tokens signed with this key (under the
+        # published key's kid), i.e. a bad signature.
+        self.refreshed_signing_key: RSAKey | None = None
         self._scripts_init()
         self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -115,6 +118,7 @@ class FakeOP:
             self.token_delay = 0.0
             self.userinfo_delay = 0.0
             self.refreshed_claims = {}
+            self.refreshed_signing_key = None
             self.key = _KEY
             self.published = [_KEY]
             self._scripts_init()
@@ -212,7 +216,9 @@ class FakeOP:
             r for r in self.requests_to("token") if r["form"].get("grant_type") == ["refresh_token"]
         ]
 
-    def id_token(self, grant: Grant | None = None, **overrides: Any) -> str:
+    def id_token(
+        self, grant: Grant | None = None, *, signing_key: RSAKey | None = None, **overrides: Any
+    ) -> str:
         now = int(time.time())
         claims = {
             "iss": self.issuer(grant.realm if grant else "individu"),
@@ -224,10 +230,18 @@ class FakeOP:
         }
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None}
-        return self.sign(claims)
+        return self.sign(claims, key=signing_key)
 
-    def sign(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
-        return jwt.encode(header or {"alg": "RS256", "kid": self.key.kid}, claims, self.key)
+    def sign(
+        self,
+        claims: dict[str, Any],
+        header: dict[str, Any] | None = None,
+        *,
+        key: RSAKey | None = None,
+    ) -> str:
+        """Signed with the current key; with ``key``, by that one under the current kid."""
+        header = header or {"alg": "RS256", "kid": self.key.kid}
+        return jwt.encode(header, claims, key or self.key)
 
     def logout_claims(self, **overrides: Any) -> dict[str, Any]:
         claims = {
@@ -259,6 +273,7 @@ class FakeOP:
             "refresh_token": grant.refresh_token,
             "id_token": self.id_token(
                 grant,
+                signing_key=None if nonce else self.refreshed_signing_key,
                 **{"nonce": nonce, **(self.claim_overrides if nonce else self.refreshed_claims)},
             ),
         }

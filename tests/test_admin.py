@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from ftauth import crypto
+from ftauth import crypto, vault
 from ftauth.internal import audit
 from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.signals import consent_revoked
-from tests.lifecycle import linked_with_tokens, make_account, sign_in
+from tests.lifecycle import linked_with_tokens, make_account, sign_in, store_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +107,69 @@ def test_status_filter(fakeop, staff, status, expected):
     )
     shown = {a.sub for a in response.context["cl"].result_list}
     assert shown == expected
+
+
+def accounts_in_every_state(fakeop) -> dict[str, str]:
+    """One account per token status, and the issue's case; each sub with its status."""
+    now = timezone.now()
+
+    def grant_expiring_in(sub, seconds):
+        account = linked_with_tokens(fakeop, sub=sub)
+        Grant.objects.filter(account=account).update(expires_at=now + timedelta(seconds=seconds))
+        return account
+
+    linked_with_tokens(fakeop, sub="st-valid")
+    grant_expiring_in("st-expiring", 30)
+    grant_expiring_in("st-expired", -60)
+    withdrawn = linked_with_tokens(fakeop, "employeur", sub="st-withdrawn")
+    LinkedAccount.objects.filter(pk=withdrawn.pk).update(consent_withdrawn_at=now)
+    make_account(sub="st-none")
+    # A grant refreshed 40 minutes ago, expired since, and a newer sign-in, valid:
+    # the newer one is the latest (Grant.objects.latest_first), so the account is valid.
+    mixed = make_account(sub="st-mixed")
+    old = store_tokens(mixed)
+    Grant.objects.filter(pk=old.pk).update(
+        obtained_at=now - timedelta(hours=2),
+        refreshed_at=now - timedelta(minutes=40),
+        expires_at=now - timedelta(minutes=15),
+    )
+    store_tokens(mixed)
+    return {
+        "st-valid": "valid",
+        "st-expiring": "expiring",
+        "st-expired": "expired",
+        "st-withdrawn": "withdrawn",
+        "st-none": "none",
+        "st-mixed": "valid",
+    }
+
+
+def test_status_column_and_filter_decide_the_same_way(fakeop, staff):
+    expected = accounts_in_every_state(fakeop)
+    model_admin = admin.site._registry[LinkedAccount]
+    url = reverse("admin:ftauth_linkedaccount_changelist")
+    rows = staff.get(url).context["cl"].result_list
+    column = {account.sub: model_admin.token_status(account) for account in rows}
+    assert column == {sub: str(vault.TokenStatus(status).label) for sub, status in expected.items()}
+    for status in vault.TokenStatus:
+        rows = staff.get(url, {"token_status": status.value}).context["cl"].result_list
+        shown = {account.sub for account in rows}
+        assert shown == {sub for sub, value in expected.items() if value == status.value}, status
+        # What the filter lists, the column says, row by row.
+        assert {model_admin.token_status(account) for account in rows} <= {str(status.label)}
+
+
+def test_status_column_is_the_vaults_account_status(fakeop):
+    expected = accounts_in_every_state(fakeop)
+    del expected["st-mixed"]  # see the next test
+    for sub, status in expected.items():
+        assert vault.account_status(LinkedAccount.objects.get(sub=sub)).value == status, sub
+
+
+def test_the_vault_calls_the_mixed_account_valid_too(fakeop):
+    accounts_in_every_state(fakeop)
+    account = LinkedAccount.objects.get(sub="st-mixed")
+    assert vault.account_status(account) is vault.TokenStatus.VALID
 
 
 def test_search_by_sub_email_and_user(fakeop, staff):

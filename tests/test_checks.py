@@ -1,6 +1,7 @@
 """System checks turn misconfiguration into messages at ``manage.py check``."""
 
 import pytest
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import Warning
 
 from ftauth.checks import check_middleware_order, check_settings
@@ -89,6 +90,41 @@ def test_shared_cache_passes_and_the_alias_is_the_one_checked(settings):
     assert check_shared_cache() == []
     settings.CACHES = {"default": REDIS, "shared": LOCMEM["default"]}
     assert [w.id for w in check_shared_cache()] == ["ftauth.W040"]
+
+
+class SiteLocMemCache(LocMemCache):
+    """A site's own flavour of the per-process cache: still per process."""
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+        "tests.test_checks.SiteLocMemCache",
+    ],
+)
+def test_the_check_and_the_doctor_call_the_same_caches_per_process(settings, backend):
+    from ftauth.checks import check_shared_cache
+    from ftauth.conf import get_http, get_settings
+    from ftauth.management.commands.ftauth_doctor import WARNING, Doctor
+
+    settings.DEBUG = False
+    settings.CACHES = {"default": {"BACKEND": backend}}
+    assert [w.id for w in check_shared_cache()] == ["ftauth.W040"]
+    doctor = Doctor(get_settings(), get_http(), "https://emploi.example.fr")
+    doctor.cache()
+    if backend.endswith("DummyCache"):
+        return  # the doctor says worse first: it keeps nothing
+    assert [(f.level, f.check) for f in doctor.findings] == [(WARNING, "cache")]
+
+
+def test_shared_and_unknown_backends_are_not_per_process():
+    from ftauth.internal.cache import is_per_process
+
+    assert not is_per_process("django.core.cache.backends.redis.RedisCache")
+    assert not is_per_process("django.core.cache.backends.db.DatabaseCache")
+    assert not is_per_process("no.such.Backend")  # Django reports it
 
 
 # --- one id per rule -------------------------------------------------------------------------

@@ -201,6 +201,29 @@ def test_purge(fakeop, settings):
     assert set(AccountSession.objects.values_list("account__sub", flat=True)) == {"sub-alive"}
 
 
+@pytest.mark.parametrize(
+    ("first_refreshed", "latest"),
+    [(-60, "second"), (30, "first")],
+    ids=["signed-in-after-the-refresh", "refreshed-after-the-sign-in"],
+)
+def test_purge_keeps_the_accounts_latest_grant(settings, first_refreshed, latest):
+    """Of an account's grants past any session's age and without sessions, all go but
+    the latest (``Grant.objects.latest_first``), which jobs use."""
+    account = make_account()
+    # An hour before the oldest a session can be: every grant here is stale.
+    long_ago = timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE + 3600)
+    first, second = store_tokens(account), store_tokens(account)
+    Grant.objects.filter(pk=first.pk).update(
+        obtained_at=long_ago - timedelta(hours=2),
+        refreshed_at=long_ago + timedelta(minutes=first_refreshed),
+    )
+    Grant.objects.filter(pk=second.pk).update(obtained_at=long_ago)
+    kept = {"first": first.pk, "second": second.pk}[latest]
+    assert Grant.objects.filter(account=account).latest_first().first().pk == kept
+    assert "grants without sessions: 1" in run("ftauth_purge")
+    assert list(Grant.objects.filter(account=account).values_list("pk", flat=True)) == [kept]
+
+
 def test_purge_dry_run_deletes_nothing():
     AuditEvent.objects.create(kind="signed_in", created_at=timezone.now() - timedelta(days=4000))
     assert "audit events: 1" in run("ftauth_purge", "--dry-run")

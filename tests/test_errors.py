@@ -112,3 +112,71 @@ def test_settings_that_cannot_load_leave_the_sites_pages_up(client, fakeop, sett
     response = client.get("/admin/login/")  # a page of the site that needs no FTAUTH value
     assert response.status_code == 200
     assert "CONSENT_CHECK_INTERVAL" in caplog.text
+
+
+# --- failed sign-ins in the audit trail ----------------------------------------------------
+
+
+def failures():
+    return list(AuditEvent.objects.filter(kind=AuditEvent.Kind.SIGN_IN_FAILED))
+
+
+def test_a_refused_consent_is_recorded_with_realm_and_reason(client, idp):
+    params = start(client)
+    response = callback(client, idp, params, code=None, error="access_denied")
+    assert response.status_code == 200
+    [event] = failures()
+    assert (event.realm, event.account, event.user, event.sub) == ("individu", None, None, "")
+    assert event.detail == {"reason": "ConsentRefused"}
+
+
+def test_a_refused_id_token_is_recorded_with_its_rule_and_nothing_sent(client, idp):
+    idp.claim_overrides = {"aud": "another-client"}
+    params = start(client)
+    code = authorize(idp, params)
+    response = callback(client, idp, params, code=code)
+    assert response.status_code == 400
+    [event] = failures()
+    assert event.detail == {"reason": "TokenValidationError", "rule": "aud"}
+    text = repr(event.detail) + str(event)
+    for sent in (code, params["state"], *idp.issued):
+        assert sent not in text
+
+
+def test_the_signed_in_user_is_named_when_linking_fails(client, idp):
+    from django.contrib.auth import get_user_model
+
+    me = get_user_model().objects.create_user("me")
+    client.force_login(me)
+    params = start(client)
+    callback(client, idp, params, code=None, error="server_error")
+    [event] = failures()
+    assert event.user == me and event.detail == {"reason": "ProviderErrorResponse"}
+
+
+def test_a_callback_with_an_unknown_or_used_state_records_nothing(client, idp):
+    """Anyone can send callbacks: only one that used up a pending sign-in is recorded."""
+    assert callback(client, idp, {"state": "made-up"}).status_code == 400
+    params = start(client)
+    callback(client, idp, params, code=None, error="access_denied")
+    for _replay in range(3):
+        assert callback(client, idp, params, code=None, error="access_denied").status_code == 400
+    assert len(failures()) == 1
+
+
+def test_a_failure_to_start_a_sign_in_records_nothing(client, idp, monkeypatch):
+    from ftauth.core.errors import TransportError
+    from ftauth.internal import signin
+
+    def unreachable(*args, **kwargs):
+        raise TransportError("France Travail unreachable")
+
+    monkeypatch.setattr(signin, "start", unreachable)
+    assert client.get("/ftauth/login/individu/").status_code == 503
+    assert failures() == []
+
+
+def test_a_successful_sign_in_records_no_failure(client, idp):
+    _params, response = sign_in(client, idp)
+    assert response.status_code == 302
+    assert failures() == []

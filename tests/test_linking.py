@@ -55,6 +55,18 @@ def test_attaches_by_verified_email_when_enabled(client, idp, link_by_email):
     assert LinkedAccount.objects.get().user == existing
 
 
+def test_never_attaches_when_two_users_share_the_verified_email(client, idp, link_by_email):
+    """Which of the two is the person is unknown: neither is chosen, a new user is made."""
+    first = User.objects.create_user("camille", email="camille@example.org")
+    second = User.objects.create_user("camille2", email="CAMILLE@example.org")
+    idp.userinfo_body = {"sub": SUB, "email": "camille@example.org", "email_verified": "true"}
+    sign_in(client, idp)
+    linked = LinkedAccount.objects.get().user
+    assert linked not in (first, second)
+    assert User.objects.count() == 3
+    assert client.session["_auth_user_id"] == str(linked.pk)
+
+
 def test_unverified_email_is_never_used_to_attach(client, idp, link_by_email):
     existing = User.objects.create_user("camille", email="camille@example.org")
     idp.userinfo_body = {"sub": SUB, "email": "camille@example.org"}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
@@ -191,15 +193,33 @@ def test_malformed_logout_token_is_refused(fakeop, rule):
     assert not ConsumedLogoutToken.objects.exists()
 
 
-def test_replayed_logout_token_is_refused(fakeop):
-    token = fakeop.logout_token(sub="sub-replay")
-    assert post_logout_token(token).status_code == 200
+def assert_replay_has_no_effect(fakeop, token: str, sub: str) -> None:
+    """``token`` was delivered once; a session signed in since survives its replay."""
     client = Client()
-    sign_in(client, fakeop, "sub-replay")
+    account = sign_in(client, fakeop, sub)
     response = post_logout_token(token)
     assert response.status_code == 400
     assert "jti_replay" in response.json()["error_description"]
     assert signed_in(client)
+    assert Grant.objects.filter(account=account).count() == 1
+    assert AccountSession.objects.filter(account=account).count() == 1
+    assert not AuditEvent.objects.filter(account=account, kind="backchannel_logout").exists()
+
+
+def test_replayed_logout_token_is_refused(fakeop):
+    token = fakeop.logout_token(sub="sub-replay")
+    assert post_logout_token(token).status_code == 200
+    assert_replay_has_no_effect(fakeop, token, "sub-replay")
+
+
+def test_replayed_logout_token_is_refused_after_a_purge(fakeop):
+    """The ``jti`` is remembered as long as the token could pass (``iat`` + max age):
+    ftauth_purge, which runs at any time, keeps it until then."""
+    token = fakeop.logout_token(sub="sub-replay-purge", exp=None)
+    assert post_logout_token(token).status_code == 200
+    call_command("ftauth_purge", stdout=io.StringIO())
+    assert ConsumedLogoutToken.objects.count() == 1
+    assert_replay_has_no_effect(fakeop, token, "sub-replay-purge")
 
 
 def test_missing_logout_token_is_refused():

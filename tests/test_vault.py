@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,11 +15,13 @@ import pytest
 from cryptography.fernet import Fernet
 from django.db import connection, connections
 from django.utils import timezone
+from joserfc.jwk import RSAKey
 
 from ftauth import crypto, vault
 from ftauth.core.errors import QuotaExceeded
 from ftauth.models import AuditEvent, Grant
 from ftauth.vault import status_of
+from tests.fakeop import CLIENT_ID
 from tests.lifecycle import (
     ACCESS,
     IDTOKEN,
@@ -190,12 +193,89 @@ def test_refreshed_id_token_with_another_audience_is_refused(fakeop):
     assert excinfo.value.rule == "refresh_aud"
 
 
-def test_refreshed_id_token_is_signature_checked(fakeop):
+def holds_tokens_of_the_refresh(account, fakeop) -> bool:
+    """Whether ftauth stored the tokens of the refresh fakeop just answered."""
+    grant = Grant.objects.filter(account=account).first()
+    if grant is None:
+        return False
+    stored = crypto.decrypt(grant.access_token_ciphertext)
+    return stored in fakeop.grant_of(account.sub).access_tokens
+
+
+def test_refreshed_id_token_with_a_bad_signature_is_refused(fakeop):
+    account = linked_with_tokens(fakeop)
+    # Signed by a key France Travail does not publish, under its published kid:
+    # every claim is right, only the signature is wrong.
+    fakeop.refreshed_signing_key = RSAKey.generate_key(
+        2048, parameters={"kid": fakeop.key.kid}, private=True
+    )
+    expire_soon(account)
+    with pytest.raises(vault.GrantInvalidated) as excinfo:
+        vault.access_token(grant_of(account))
+    assert excinfo.value.rule == "signature"
+    assert len(fakeop.refresh_requests()) == 1
+    assert not holds_tokens_of_the_refresh(account, fakeop)
+
+
+def test_refreshed_id_token_from_another_issuer_is_refused(fakeop):
     account = linked_with_tokens(fakeop)
     fakeop.refreshed_claims = {"iss": "https://elsewhere.example/"}
     expire_soon(account)
-    with pytest.raises(vault.GrantInvalidated):
+    with pytest.raises(vault.GrantInvalidated) as excinfo:
         vault.access_token(grant_of(account))
+    assert excinfo.value.rule == "iss"
+    assert not holds_tokens_of_the_refresh(account, fakeop)
+
+
+def test_refreshed_id_token_with_another_auth_time_is_refused(fakeop):
+    """OIDC Core 12.2: a refresh is not a new authentication."""
+    signed_in_at = int(time.time()) - 600
+    fakeop.refreshed_claims = {"auth_time": signed_in_at}
+    account = linked_with_tokens(fakeop)
+    assert grant_of(account).id_token_claims["auth_time"] == signed_in_at
+    fakeop.refreshed_claims = {"auth_time": signed_in_at + 300}
+    expire_soon(account)
+    with pytest.raises(vault.GrantInvalidated) as excinfo:
+        vault.access_token(grant_of(account))
+    assert excinfo.value.rule == "refresh_auth_time"
+    assert not holds_tokens_of_the_refresh(account, fakeop)
+
+
+def test_refreshed_id_token_with_the_same_auth_time_is_accepted(fakeop):
+    signed_in_at = int(time.time()) - 600
+    fakeop.refreshed_claims = {"auth_time": signed_in_at}
+    account = linked_with_tokens(fakeop)
+    expire_soon(account)
+    vault.access_token(grant_of(account))
+    assert holds_tokens_of_the_refresh(account, fakeop)
+
+
+@pytest.mark.parametrize(
+    ("at_sign_in", "refreshed"),
+    [
+        ({}, {"azp": CLIENT_ID}),  # no azp at sign-in: none may appear
+        ({"azp": CLIENT_ID}, {"azp": None}),  # azp at sign-in: it may not vanish
+    ],
+    ids=["azp_appears", "azp_vanishes"],
+)
+def test_refreshed_id_token_with_another_azp_is_refused(fakeop, at_sign_in, refreshed):
+    """OIDC Core 12.2: the same ``azp`` as the original ID token, present or absent."""
+    fakeop.refreshed_claims = at_sign_in
+    account = linked_with_tokens(fakeop)
+    fakeop.refreshed_claims = refreshed
+    expire_soon(account)
+    with pytest.raises(vault.GrantInvalidated) as excinfo:
+        vault.access_token(grant_of(account))
+    assert excinfo.value.rule == "refresh_azp"
+    assert not holds_tokens_of_the_refresh(account, fakeop)
+
+
+def test_refreshed_id_token_with_the_same_azp_is_accepted(fakeop):
+    fakeop.refreshed_claims = {"azp": CLIENT_ID}
+    account = linked_with_tokens(fakeop)
+    expire_soon(account)
+    vault.access_token(grant_of(account))
+    assert holds_tokens_of_the_refresh(account, fakeop)
 
 
 def test_refreshed_id_token_is_kept_for_the_logout_hint(fakeop):

@@ -54,28 +54,35 @@ def check_authorized_party(claims: Claims, client_id: str) -> None:
         raise TokenValidationError("azp", "authorized party is another client")
 
 
+def is_number(value: Any) -> bool:
+    """A JSON number (``NumericDate``): an int or a float, never a boolean."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_expiry(claims: Claims, now: float, leeway: int) -> None:
     """Step 9: ``exp`` present, numeric and in the future (with a small leeway)."""
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
+    if not is_number(exp):
         raise TokenValidationError("exp", "exp missing or not a number")
     if now > exp + leeway:
         raise TokenValidationError("exp", "token expired")
 
 
 def check_issued_at(claims: Claims, now: float, leeway: int, max_age: int) -> None:
-    """Step 10: ``iat`` present, not in the future, no older than the token lifetime.
+    """Step 10: ``iat`` present, not in the future, no older than ``max_age``.
 
-    France Travail's ID tokens live 2 h 30; an older ``iat`` means a replayed
-    or mis-issued token even if ``exp`` says otherwise.
+    The same rule for every token ftauth accepts: ID tokens (France Travail's
+    live 2 h 30: an older ``iat`` means a replayed or mis-issued token even if
+    ``exp`` says otherwise) and back-channel logout tokens (their section 2.6
+    step 4, with their own, shorter, ``max_age``).
     """
     iat = claims.get("iat")
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
+    if not is_number(iat):
         raise TokenValidationError("iat", "iat missing or not a number")
     if iat > now + leeway:
         raise TokenValidationError("iat", "token issued in the future")
     if now - iat > max_age + leeway:
-        raise TokenValidationError("iat", "token older than the ID token lifetime")
+        raise TokenValidationError("iat", f"token issued more than {max_age} s ago")
 
 
 def check_nonce(claims: Claims, expected: str) -> None:
@@ -156,12 +163,13 @@ def validate_id_token(
 
 
 def check_refreshed_id_token(new: Claims, previous: Claims) -> None:
-    """OIDC Core 12.2: a refreshed ID token keeps ``iss``, ``sub`` and ``aud``.
+    """OIDC Core 12.2: a refreshed ID token keeps ``iss``, ``sub`` and ``aud``,
+    and ``azp``: the same value, or absent if the original had none.
 
     ``auth_time``, when both carry it, must not change either: a refresh is
     not a new authentication.
     """
-    for claim in ("iss", "sub", "aud"):
+    for claim in ("iss", "sub", "aud", "azp"):
         if new.get(claim) != previous.get(claim):
             raise TokenValidationError(
                 "refresh_" + claim, f"refreshed ID token changed its {claim}"

@@ -21,8 +21,34 @@ from typing import Any
 from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheBackendError
 from django.db import DatabaseError
+from django.utils.module_loading import import_string
 
 logger = logging.getLogger("ftauth.cache")
+
+# Cache backends whose entries live in one process: ftauth's shared state (JWKS and
+# discovery, application tokens, the quota's schedule) would be kept once per worker,
+# and workers together would exceed France Travail's quota. The system check
+# (ftauth.W040) and ftauth_doctor both ask :func:`is_per_process`.
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def is_per_process(backend: str | type) -> bool:
+    """Whether a cache backend, named as in ``CACHES`` or given as its class, keeps its
+    entries in one process (a subclass of one of :data:`PER_PROCESS_CACHES` does too).
+
+    A path that cannot be imported is not judged here: Django reports it.
+    """
+    if isinstance(backend, str):
+        try:
+            backend = import_string(backend)
+        except ImportError:
+            return False
+    if not isinstance(backend, type):
+        return False
+    return issubclass(backend, tuple(import_string(path) for path in PER_PROCESS_CACHES))
 
 
 # Client libraries whose errors a cache backend raises: (module, attribute of its base).

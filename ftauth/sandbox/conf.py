@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from ..core.typed import SettingError, as_bool
+from ..core.typed import SettingError, as_bool, as_float, as_int, as_str_tuple
 from .hooks import NO_HOOKS, SandboxHooks
 from .quota import ALGORITHMS
 
@@ -54,7 +54,7 @@ class SandboxSettings:
     id_token_lifetime: int = 9000
     # Extension points for tests of a client's defences (see ``hooks``).
     hooks: SandboxHooks = field(default=NO_HOOKS, repr=False)
-    allow_without_debug: bool = False
+    # ALLOW_WITHOUT_DEBUG is read by check_debug_allowed alone, at start-up.
     # How long a retired signing key stays in the JWKS after a rotation.
     retired_key_ttl: int = 24 * 3600
     backchannel_timeout: float = 3.0
@@ -91,6 +91,15 @@ def _hooks(value: Any) -> SandboxHooks:
     return value
 
 
+def _rate(name: str, value: Any) -> float:
+    return as_float(name, value, strict=True)
+
+
+def _lifetime(name: str, value: Any) -> int:
+    # Negative is allowed: codes and tokens issued already expired, for tests of expiry.
+    return as_int(name, value, minimum=-(2**31))
+
+
 def get_sandbox_settings() -> SandboxSettings:
     """The sandbox settings as they are now; :class:`ImproperlyConfigured` if invalid."""
     raw = _raw()
@@ -104,29 +113,39 @@ def get_sandbox_settings() -> SandboxSettings:
             f"FTAUTH_SANDBOX['QUOTA_ALGORITHM'] is {algorithm!r}; "
             f"choose one of {', '.join(sorted(ALGORITHMS))}"
         )
+
+    def value(key: str, parse: Any, default: Any) -> Any:
+        # Typed like every FTAUTH value (ftauth.core.typed): "false" is False.
+        return parse(f"FTAUTH_SANDBOX['{key}']", raw[key]) if key in raw else default
+
     try:
         return SandboxSettings(
             clients=tuple(raw.get("CLIENTS") or ()),
-            quota_per_second=float(raw.get("QUOTA_PER_SECOND", defaults.quota_per_second)),
+            quota_per_second=value("QUOTA_PER_SECOND", _rate, defaults.quota_per_second),
             quota_algorithm=algorithm,
-            code_lifetime=int(raw.get("CODE_LIFETIME", defaults.code_lifetime)),
-            access_token_lifetime=int(
-                raw.get("ACCESS_TOKEN_LIFETIME", defaults.access_token_lifetime)
+            code_lifetime=value("CODE_LIFETIME", _lifetime, defaults.code_lifetime),
+            access_token_lifetime=value(
+                "ACCESS_TOKEN_LIFETIME", _lifetime, defaults.access_token_lifetime
             ),
-            id_token_lifetime=int(raw.get("ID_TOKEN_LIFETIME", defaults.id_token_lifetime)),
+            id_token_lifetime=value("ID_TOKEN_LIFETIME", _lifetime, defaults.id_token_lifetime),
             hooks=_hooks(raw.get("HOOKS")),
-            allow_without_debug=bool(raw.get("ALLOW_WITHOUT_DEBUG", False)),
-            retired_key_ttl=int(raw.get("RETIRED_KEY_TTL", defaults.retired_key_ttl)),
-            backchannel_timeout=float(raw.get("BACKCHANNEL_TIMEOUT", defaults.backchannel_timeout)),
-            rotate_refresh_tokens=bool(
-                raw.get("ROTATE_REFRESH_TOKENS", defaults.rotate_refresh_tokens)
+            retired_key_ttl=value("RETIRED_KEY_TTL", as_int, defaults.retired_key_ttl),
+            backchannel_timeout=value(
+                "BACKCHANNEL_TIMEOUT", as_float, defaults.backchannel_timeout
             ),
-            redirect_hosts=tuple(raw.get("REDIRECT_HOSTS", defaults.redirect_hosts)),
-            end_session_revokes_grant=bool(raw.get("END_SESSION_REVOKES_GRANT", False)),
-            backchannel_on_end_session=bool(raw.get("BACKCHANNEL_ON_END_SESSION", False)),
+            rotate_refresh_tokens=value(
+                "ROTATE_REFRESH_TOKENS", as_bool, defaults.rotate_refresh_tokens
+            ),
+            redirect_hosts=value("REDIRECT_HOSTS", as_str_tuple, defaults.redirect_hosts),
+            end_session_revokes_grant=value(
+                "END_SESSION_REVOKES_GRANT", as_bool, defaults.end_session_revokes_grant
+            ),
+            backchannel_on_end_session=value(
+                "BACKCHANNEL_ON_END_SESSION", as_bool, defaults.backchannel_on_end_session
+            ),
         )
-    except (TypeError, ValueError) as exc:
-        raise ImproperlyConfigured(f"FTAUTH_SANDBOX has an invalid value: {exc}") from None
+    except SettingError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 
 
 def check_debug_allowed(settings: Any = django_settings) -> None:

@@ -9,7 +9,6 @@ The issuer carries an explicit port, like France Travail's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from django.http import HttpRequest
 from django.urls import reverse
@@ -54,10 +53,6 @@ class RealmSite:
     @property
     def issuer(self) -> str:
         return self.layout.issuer
-
-    @property
-    def realm_param(self) -> str:
-        return quote(f"/{self.realm}", safe="")
 
     @property
     def authorization_endpoint(self) -> str:

@@ -14,7 +14,7 @@ from functools import wraps
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.template.response import TemplateResponse
@@ -29,17 +29,21 @@ from ..core.errors import (
     InvalidClient,
     InvalidGrant,
     QuotaExceeded,
+    TokenValidationError,
     TransportError,
 )
 from ..core.realms import REALM_NAMES
+from ..internal import audit
 from ..internal.signin import (
     AccountConflict,
     AccountRefused,
+    CallbackMismatch,
     ConsentRefused,
     SignInCancelled,
     SignInExpired,
     StateError,
 )
+from ..models import AuditEvent
 
 logger = logging.getLogger("ftauth.signin")
 
@@ -174,6 +178,33 @@ def loggable(exc: BaseException, request: HttpRequest) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+def record_failed_sign_in(request: HttpRequest, realm: str, exc: Exception) -> None:
+    """Put a callback's failure in the audit trail, for the operator: realm and reason.
+
+    Only a callback that took its pending sign-in (a ``state`` this browser was
+    given, used now and never again): each sign-in started records at most one
+    failure, and callbacks with made-up, reused or expired states, which anyone
+    can send at any rate, write nothing (they are logged). Which identity failed
+    is not known here, so no account is named; the reason is the error's type
+    and, for a refused token or callback, the rule it broke, never a value sent.
+    """
+    if getattr(request.resolver_match, "url_name", None) != "callback":
+        return
+    if isinstance(exc, StateError):
+        return
+    detail = {"reason": type(exc).__name__}
+    if isinstance(exc, TokenValidationError | CallbackMismatch):
+        detail["rule"] = exc.rule
+    user = getattr(request, "user", None)
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    try:
+        # A savepoint: under ATOMIC_REQUESTS the page is still served if this fails.
+        with transaction.atomic():
+            audit.record(AuditEvent.Kind.SIGN_IN_FAILED, realm=realm, user_id=user_id, **detail)
+    except DatabaseError as db_exc:
+        logger.error("failed sign-in on realm %s not recorded: %s", realm, type(db_exc).__name__)
+
+
 def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpResponse:
     """Turn what went wrong in the flow into the page the user sees."""
     # The message tells an operator what happened (a locked database from a
@@ -188,6 +219,7 @@ def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpRespo
     if page is None:
         raise exc
     _errors, title, message, status, retry = page
+    record_failed_sign_in(request, realm, exc)
     retry_after = exc.retry_after if isinstance(exc, QuotaExceeded) else None
     if retry_after:
         message = _("France Travail est momentanément surchargé. Réessayez dans %(seconds)s s.") % {

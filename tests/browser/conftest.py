@@ -38,6 +38,17 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_browser() -> None:
+    """Chromium and Playwright are here, or the test skips (fails if FTAUTH_REQUIRE_BROWSER
+    is set): every browser test starts with this, through the fixture or on its own."""
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is absent: install Debian's chromium to run browser tests")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("playwright is not installed (pip install -e '.[test]')")
+
+
 @pytest.fixture
 def chromium_browser(monkeypatch, sandbox) -> Iterator[object]:
     """Chromium, started for one test and stopped before its database is flushed.
@@ -48,12 +59,9 @@ def chromium_browser(monkeypatch, sandbox) -> Iterator[object]:
     are set up, before they are torn down), and during the test body Django is told that
     this loop is not an async context of its own.
     """
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is absent: install Debian's chromium to run browser tests")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[test]')")
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

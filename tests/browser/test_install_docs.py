@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from . import conftest
+from .conftest import CHROMIUM_ARGS, TIMEOUT_MS, require_browser
 
 pytestmark = pytest.mark.browser
 
@@ -144,8 +145,7 @@ def wait_until_up(url: str, server: subprocess.Popen) -> None:
 
 
 def test_following_install_md_gives_a_site_one_signs_in_to(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent")
+    require_browser()
     from playwright.sync_api import expect, sync_playwright
 
     port = free_port()
@@ -155,7 +155,9 @@ def test_following_install_md_gives_a_site_one_signs_in_to(tmp_path):
         wait_until_up(url + "/", server)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(
+                executable_path=str(conftest.CHROMIUM), args=CHROMIUM_ARGS
+            )
             page = browser.new_context(locale="fr-FR").new_page()
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(url + "/")

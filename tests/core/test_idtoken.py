@@ -246,6 +246,30 @@ def test_refreshed_id_token_must_keep_iss_sub_aud():
         assert info.value.rule == f"refresh_{claim}"
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [(None, CLIENT_ID), (CLIENT_ID, None), (CLIENT_ID, "another-client")],
+    ids=["appears", "vanishes", "changes"],
+)
+def test_refreshed_id_token_must_keep_azp(before, after):
+    with pytest.raises(TokenValidationError) as info:
+        idtoken.check_refreshed_id_token(claims(azp=after), claims(azp=before))
+    assert info.value.rule == "refresh_azp"
+
+
+def test_refreshed_id_token_may_keep_azp_or_its_absence():
+    idtoken.check_refreshed_id_token(claims(azp=CLIENT_ID), claims(azp=CLIENT_ID))
+    idtoken.check_refreshed_id_token(claims(), claims())
+
+
+def test_refreshed_id_token_must_keep_auth_time():
+    previous = claims(auth_time=NOW - 600)
+    idtoken.check_refreshed_id_token(claims(auth_time=NOW - 600), previous)
+    with pytest.raises(TokenValidationError) as info:
+        idtoken.check_refreshed_id_token(claims(auth_time=NOW), previous)
+    assert info.value.rule == "refresh_auth_time"
+
+
 def test_validate_uses_real_clock_by_default(key):
     now_claims = claims(iat=int(time.time()), exp=int(time.time()) + 600)
     result = idtoken.validate_id_token(

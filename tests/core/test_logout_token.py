@@ -98,3 +98,17 @@ def test_each_rule_refuses(values, rule):
     with pytest.raises(TokenValidationError) as excinfo:
         validate(values)
     assert excinfo.value.rule == rule
+
+
+@pytest.mark.parametrize("iat", [True, "1800000000", None], ids=["boolean", "string", "missing"])
+def test_iat_is_the_id_tokens_rule(iat):
+    """One ``iat`` rule for ID tokens and logout tokens: what one refuses, so does the other."""
+    from ftauth.core import idtoken
+
+    for check in (
+        lambda: validate(claims(iat=iat)),
+        lambda: idtoken.check_issued_at(claims(iat=iat), NOW, 60, LOGOUT_TOKEN_MAX_AGE),
+    ):
+        with pytest.raises(TokenValidationError) as info:
+            check()
+        assert info.value.rule == "iat"

@@ -36,6 +36,11 @@ def allowed(**values) -> bool:
         ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": "false"}}, False),
         ({"DEBUG": False, "FTAUTH_SANDBOX": True}, False),  # the demo's switch allows nothing
         ({"DEBUG": False, "FTAUTH_SANDBOX": {"ALLOW_WITHOUT_DEBUG": "no"}}, False),
+        ({"DEBUG": False, "FTAUTH_SANDBOX": {"ALLOW_WITHOUT_DEBUG": "false"}}, False),
+        ({"DEBUG": False, "FTAUTH_SANDBOX": {"ALLOW_WITHOUT_DEBUG": "0"}}, False),
+        ({"DEBUG": False, "FTAUTH_SANDBOX": {"ALLOW_WITHOUT_DEBUG": False}}, False),
+        ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": "0"}}, False),
+        ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": "no"}}, False),
         ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": True}}, True),
         ({"DEBUG": False, "FTAUTH": {"SANDBOX_ALLOW_WITHOUT_DEBUG": "true"}}, True),
         ({"DEBUG": False, "FTAUTH_SANDBOX": {"ALLOW_WITHOUT_DEBUG": True}}, True),
@@ -69,7 +74,56 @@ def test_defaults(settings):
     assert conf.access_token_lifetime == 1499
     assert conf.id_token_lifetime == 9000
     assert conf.hooks is NO_HOOKS
-    assert conf.allow_without_debug is False
+    assert conf.rotate_refresh_tokens is True
+    assert conf.end_session_revokes_grant is False
+    # ALLOW_WITHOUT_DEBUG has one reader, check_debug_allowed: no second copy to disagree.
+    assert not hasattr(conf, "allow_without_debug")
+
+
+BOOLEAN_OPTIONS = {
+    "ROTATE_REFRESH_TOKENS": "rotate_refresh_tokens",
+    "END_SESSION_REVOKES_GRANT": "end_session_revokes_grant",
+    "BACKCHANNEL_ON_END_SESSION": "backchannel_on_end_session",
+}
+
+
+@pytest.mark.parametrize("key", list(BOOLEAN_OPTIONS))
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("false", False), ("0", False), ("no", False), (False, False), ("true", True), (True, True)],
+)
+def test_boolean_options_read_false_as_false(settings, key, raw, expected):
+    settings.FTAUTH_SANDBOX = {key: raw}
+    assert getattr(get_sandbox_settings(), BOOLEAN_OPTIONS[key]) is expected
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("ROTATE_REFRESH_TOKENS", "peut-être"),
+        ("END_SESSION_REVOKES_GRANT", 2),
+        ("CODE_LIFETIME", "soixante"),
+        ("QUOTA_PER_SECOND", 0),
+        ("REDIRECT_HOSTS", 12),
+    ],
+)
+def test_invalid_option_values_are_a_clear_error(settings, key, raw):
+    settings.FTAUTH_SANDBOX = {key: raw}
+    with pytest.raises(ImproperlyConfigured, match=key):
+        get_sandbox_settings()
+
+
+def test_numbers_and_hosts_from_strings(settings):
+    settings.FTAUTH_SANDBOX = {
+        "CODE_LIFETIME": "30",
+        "QUOTA_PER_SECOND": "2.5",
+        "REDIRECT_HOSTS": "emploi.example, demo.example",
+    }
+    conf = get_sandbox_settings()
+    assert conf.code_lifetime == 30 and conf.quota_per_second == 2.5
+    settings.FTAUTH_SANDBOX = {"CODE_LIFETIME": -1}  # codes born expired, for expiry tests
+    assert get_sandbox_settings().code_lifetime == -1
+    assert conf.redirect_hosts == ("emploi.example", "demo.example")
 
 
 def test_unknown_tamper_mode_or_key_is_a_clear_error(settings):

@@ -28,11 +28,9 @@ from ...core.discovery import _parse_discovery
 from ...core.errors import ConfigurationError, FTAuthError
 from ...core.http import HttpClient, check_secure_url, is_loopback_host
 from ...core.realms import PARTENAIRE, Realm
+from ...internal.cache import is_per_process
 
 OK, WARNING, ERROR = "ok", "warning", "error"
-# Per-process caches: each process keeps its own JWKS, application tokens and
-# quota counters (several workers then exceed France Travail's quota together).
-PER_PROCESS_CACHES = ("LocMemCache", "DummyCache")
 
 
 @dataclass(frozen=True)
@@ -267,7 +265,7 @@ class Doctor:
                 f"cache {alias!r} ({backend}) keeps nothing",
                 "ftauth caches keys and application tokens: use a real cache.",
             )
-        elif backend in PER_PROCESS_CACHES:
+        elif is_per_process(type(cache)):
             self.add(
                 WARNING,
                 "cache",

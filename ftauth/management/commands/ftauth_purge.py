@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from ... import crypto
@@ -55,11 +55,7 @@ class Command(BaseCommand):
         """Grants no session uses, last used longer ago than any session lasts, and not
         their account's most recent one (kept for calls made outside a request)."""
         too_old = now - timedelta(seconds=settings.SESSION_COOKIE_AGE)
-        latest = (
-            Grant.objects.filter(account=OuterRef("account"))
-            .order_by(F("refreshed_at").desc(nulls_last=True), "-obtained_at", "-pk")
-            .values("pk")[:1]
-        )
+        latest = Grant.objects.filter(account=OuterRef("account")).latest_first().values("pk")[:1]
         return (
             Grant.objects.filter(sessions__isnull=True, obtained_at__lt=too_old)
             .filter(Q(refreshed_at__isnull=True) | Q(refreshed_at__lt=too_old))
