@@ -504,3 +504,24 @@ def test_database_error_during_an_admin_action_is_a_message(fakeop, two_devices,
     failing_audit["left"] = 1
     assert admin_client.post(delete, {"post": "yes"}, follow=True).status_code == 200
     assert LinkedAccount.objects.filter(pk=account.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_session_uses_only_the_grant_it_signed_in_with(fakeop, two_devices):
+    """Never another device's tokens, never another realm's: no fallback to the latest grant."""
+    from types import SimpleNamespace
+
+    from ftauth import vault
+    from tests.lifecycle import add_grant, make_account
+
+    laptop, phone, account, _ = two_devices
+    laptop_row = AccountSession.objects.get(sid=laptop.session["_ftauth"]["sid"])
+    request = SimpleNamespace(session=laptop.session)
+    assert vault.session_grant(request, account).pk == laptop_row.grant_id
+    # The same person's employeur identity, signed in on another device only.
+    employeur = make_account("employeur", user=account.user)
+    add_grant(fakeop, employeur)
+    assert vault.session_grant(request, employeur) is None
+    # The laptop's grant ended: the phone's (newer) is not handed out instead.
+    Grant.objects.filter(pk=laptop_row.grant_id).delete()
+    assert vault.session_grant(request, account) is None
