@@ -514,7 +514,7 @@ def test_a_session_uses_only_the_grant_it_signed_in_with(fakeop, two_devices):
     from ftauth import vault
     from tests.lifecycle import add_grant, make_account
 
-    laptop, phone, account, _ = two_devices
+    laptop, _phone, account, _ = two_devices
     laptop_row = AccountSession.objects.get(sid=laptop.session["_ftauth"]["sid"])
     request = SimpleNamespace(session=laptop.session)
     assert vault.session_grant(request, account).pk == laptop_row.grant_id
