@@ -20,7 +20,12 @@ from ... import crypto
 from ...internal import audit
 from ...models import AccountSession, AuditEvent, Grant
 
-TOKEN_FIELDS = ("access_token_ciphertext", "refresh_token_ciphertext", "id_token_ciphertext")
+TOKEN_FIELDS = (
+    "access_token_ciphertext",
+    "refresh_token_ciphertext",
+    "id_token_ciphertext",
+    "pending_id_token_ciphertext",
+)
 SESSION_FIELDS = ("session_key_ciphertext",)
 
 
@@ -62,15 +67,16 @@ class Command(BaseCommand):
     def _rotate(self, model: type[Model], pk: int, fields: tuple[str, ...], dry_run: bool) -> str:
         with transaction.atomic():
             # Lock the row before reading it (row lock on PostgreSQL, write lock on
-            # SQLite): a concurrent refresh either finishes first or waits for us.
+            # SQLite) for the few statements below; no HTTP call happens in here.
             model.objects.filter(pk=pk).update(**{fields[0]: F(fields[0])})
             row = model.objects.filter(pk=pk).first()
             if row is None:
                 return "rotated"  # deleted meanwhile: nothing left to rotate
             lease = getattr(row, "refresh_lease_until", None)
             if lease is not None and lease > timezone.now():
-                # SQLite: a refresh is in flight outside any lock and will save
-                # the ciphertexts it read; rotating now could be undone by it.
+                # A refresh is in flight (its lease, on every database): its answer
+                # is stored only if the refresh token is unchanged, so re-encrypting
+                # now would throw that answer away. Later.
                 return "busy"
             try:
                 values = {name: crypto.reencrypt(getattr(row, name)) for name in fields}
