@@ -34,6 +34,7 @@ from urllib3.exceptions import LocationParseError, MaxRetryError, ReadTimeoutErr
 from urllib3.util import Retry, parse_url
 
 from .errors import InsecureTransport, QuotaExceeded, TransportError
+from .numbers import MAX_DELAY
 
 logger = logging.getLogger("ftauth.http")
 
@@ -101,15 +102,22 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except ValueError:
         pass
     else:
-        # "inf" and "nan" parse as floats but are no delay a client can honour.
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        # "inf" and "nan" parse as floats but are no delay a client can honour;
+        # neither is one of more than a day.
+        if not math.isfinite(seconds) or seconds > MAX_DELAY:
+            return None
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    try:
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return max(0.0, seconds) if seconds <= MAX_DELAY else None
 
 
 def _ssl_reason(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import TokenValidationError
 from .idtoken import check_audience, check_expiry, check_issuer
+from .numbers import is_timestamp
 
 Claims = Mapping[str, Any]
 
@@ -40,7 +41,9 @@ class LogoutRequest:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # Finite and datable: a NaN ``iat`` passes every comparison (and crashed the
+    # endpoint when the jti's memory was computed from it).
+    return is_timestamp(value)
 
 
 def check_issued_at(claims: Claims, now: float, leeway: int, max_age: int) -> None:
