@@ -67,6 +67,7 @@ CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "HTTP_CONNECT_TIMEOUT": _positive(typed.as_float, strict=True),
     "HTTP_READ_TIMEOUT": _positive(typed.as_float, strict=True),
     "HTTP_RETRIES": typed.as_int,
+    "HTTP_DEADLINE": _positive(typed.as_float, strict=True),
     "HTTP_CA_FILE": typed.as_optional_str,
     "LOGIN_REDIRECT_URL": typed.as_str,
     "LOGOUT_REDIRECT_URL": typed.as_str,
@@ -106,6 +107,8 @@ class FTAuthSettings:
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 10.0
     http_retries: int = 2
+    # Wall-clock seconds one outbound call may take in all (timeouts bound each read).
+    http_deadline: float = 20.0
     http_ca_file: str | None = None
     login_redirect_url: str = "/"
     logout_redirect_url: str = "/"
@@ -140,6 +143,7 @@ class FTAuthSettings:
             read_timeout=self.http_read_timeout,
             retries=self.http_retries,
             ca_file=self.http_ca_file,
+            deadline=self.http_deadline,
         )
 
 

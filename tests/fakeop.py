@@ -37,6 +37,12 @@ _KEY = RSAKey.generate_key(2048, parameters={"kid": "fakeop-1"}, private=True)
 DROP = -1
 
 
+# Answers that never end in time: one byte a second for a minute (after whole headers),
+# or bytes as fast as the socket takes them, forever.
+TRICKLE = -2
+ENDLESS = -3
+
+
 class Raw(str):
     """A JSON literal written as is (``1e999``, ``NaN``, ``10**20`` digits), which
     ``json.dumps`` would otherwise quote or refuse."""
@@ -397,6 +403,9 @@ class FakeOP:
                     self.command, parts.path, query, form, dict(self.headers)
                 )
                 raw = body if isinstance(body, bytes) else _dumps(body)
+                if status in (TRICKLE, ENDLESS):
+                    self._flood(trickle=status == TRICKLE)
+                    return
                 if status == DROP:
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(raw) + 100))
@@ -411,6 +420,27 @@ class FakeOP:
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
+
+            def _flood(self, *, trickle: bool) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if trickle:
+                    self.send_header("Content-Length", "60")
+                self.end_headers()
+                self.close_connection = True
+                started = time.monotonic()
+                try:
+                    self.wfile.write(b"{")
+                    # The whole test run is the upper bound: the client leaving ends it.
+                    while time.monotonic() - started < 60:
+                        if trickle:
+                            time.sleep(1)
+                            self.wfile.write(b" ")
+                        else:
+                            self.wfile.write(b" " * 65536)
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client closed the connection: what the test wants
 
             def do_GET(self) -> None:
                 self._respond({})
