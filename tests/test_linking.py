@@ -3,10 +3,11 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
+from django.test import Client
 
 from ftauth.adapter import AccountAdapter
 from ftauth.models import LinkedAccount
-from tests.idp import SUB, authorize, callback, sign_in, start
+from tests.idp import SUB, authorize, callback, pending_for, sign_in, start
 
 pytestmark = pytest.mark.django_db
 
@@ -49,14 +50,14 @@ def link_by_email(settings):
 
 
 def test_attaches_by_verified_email_when_enabled(client, idp, link_by_email):
-    existing = User.objects.create_user("camille", email="Camille@example.org")
+    existing = User.objects.create_user("camille", email="Camille@example.org", password="pw-1")
     idp.userinfo_body = {"sub": SUB, "email": "camille@example.org", "email_verified": "true"}
     sign_in(client, idp)
     assert LinkedAccount.objects.get().user == existing
 
 
 def test_unverified_email_is_never_used_to_attach(client, idp, link_by_email):
-    existing = User.objects.create_user("camille", email="camille@example.org")
+    existing = User.objects.create_user("camille", email="camille@example.org", password="pw-1")
     idp.userinfo_body = {"sub": SUB, "email": "camille@example.org"}
     sign_in(client, idp)
     assert LinkedAccount.objects.get().user != existing
@@ -133,3 +134,84 @@ def test_database_error_after_login_ends_the_new_session(client, idp, monkeypatc
     assert response.status_code == 503
     assert "_auth_user_id" not in client.session
     assert not LinkedAccount.objects.exists()
+
+
+# --- linking by email is safe by construction (issue 14, item 1) ---------------------------
+
+VICTIM = "victim@example.org"
+
+
+def sign_in_realm(client, op, realm, sub):
+    """The whole flow on ``realm`` (the fake serves every realm on one server)."""
+    params = start(client, realm)
+    code = op.authorize(sub, realm, nonce=pending_for(params["state"]).nonce)
+    return client.get(
+        f"/ftauth/callback/{realm}/",
+        {
+            "code": code,
+            "state": params["state"],
+            "iss": op.issuer(realm),
+            "client_id": "ftauth-tests",
+        },
+    )
+
+
+def test_an_unverified_address_is_never_copied_to_the_user(client, idp, link_by_email):
+    idp.userinfo_body = {"sub": SUB, "email": VICTIM}
+    sign_in(client, idp)
+    user = LinkedAccount.objects.get().user
+    assert user.email == ""
+    assert LinkedAccount.objects.get().email == VICTIM  # kept on the identity, not trusted
+
+
+def test_a_verified_address_is_copied_to_a_new_user(client, idp):
+    idp.userinfo_body = {"sub": SUB, "email": VICTIM, "email_verified": "true"}
+    sign_in(client, idp)
+    assert LinkedAccount.objects.get().user.email == VICTIM
+
+
+def test_an_attacker_address_claimed_unverified_never_captures_the_victims_identity(
+    idp, link_by_email
+):
+    """The takeover: the attacker signs in on individu with the victim's address,
+    unverified; the victim's first employeur sign-in (address verified) must not be
+    linked to the attacker's user, and the victim can sign in."""
+    attacker = Client()
+    idp.userinfo_body = {"sub": "attacker-sub", "email": VICTIM}
+    assert sign_in_realm(attacker, idp, "individu", "attacker-sub").status_code == 302
+    attacker_user = LinkedAccount.objects.get(sub="attacker-sub").user
+
+    victim = Client()
+    idp.userinfo_body = {"sub": "victim-sub", "email": VICTIM, "email_verified": "true"}
+    assert sign_in_realm(victim, idp, "employeur", "victim-sub").status_code == 302
+    victim_account = LinkedAccount.objects.get(sub="victim-sub")
+    assert victim_account.user != attacker_user
+    assert victim.session["_auth_user_id"] == str(victim_account.user.pk)
+
+
+def test_same_realm_victim_is_not_locked_out_by_an_address_claimed_first(idp, link_by_email):
+    idp.userinfo_body = {"sub": "attacker-sub", "email": VICTIM}
+    assert sign_in_realm(Client(), idp, "individu", "attacker-sub").status_code == 302
+    idp.userinfo_body = {"sub": "victim-sub", "email": VICTIM, "email_verified": "true"}
+    victim = Client()
+    assert sign_in_realm(victim, idp, "individu", "victim-sub").status_code == 302
+    assert "_auth_user_id" in victim.session
+
+
+def test_a_user_with_a_linked_identity_is_never_matched_by_email(idp, link_by_email):
+    site_user = User.objects.create_user("site", email=VICTIM, password="pw-1")
+    LinkedAccount.objects.create(user=site_user, realm="employeur", sub="someone-else")
+    idp.userinfo_body = {"sub": SUB, "email": VICTIM, "email_verified": "true"}
+    assert sign_in_realm(Client(), idp, "individu", SUB).status_code == 302
+    assert LinkedAccount.objects.get(sub=SUB).user != site_user
+
+
+def test_a_user_ftauth_created_is_never_matched_by_email_even_after_an_unlink(idp, link_by_email):
+    idp.userinfo_body = {"sub": "first-sub", "email": VICTIM, "email_verified": "true"}
+    assert sign_in_realm(Client(), idp, "individu", "first-sub").status_code == 302
+    created = LinkedAccount.objects.get(sub="first-sub").user
+    assert created.email == VICTIM
+    LinkedAccount.objects.all().delete()  # unlinked
+    idp.userinfo_body = {"sub": "other-sub", "email": VICTIM, "email_verified": "true"}
+    assert sign_in_realm(Client(), idp, "employeur", "other-sub").status_code == 302
+    assert LinkedAccount.objects.get(sub="other-sub").user != created
