@@ -75,8 +75,13 @@ def test_never_attaches_to_staff_or_superuser_by_email(client, idp, link_by_emai
 def test_signed_in_user_links_the_identity_to_their_own_account(client, idp):
     me = User.objects.create_user("me", password="pw-123456")
     client.force_login(me)
-    sign_in(client, idp)
+    _, response = sign_in(client, idp)
+    assert response.status_code == 200  # the confirmation page: nothing linked yet
+    assert not LinkedAccount.objects.exists()
+    response = client.post("/ftauth/link/confirm/", {"decision": "link"})
+    assert response.status_code == 302
     assert LinkedAccount.objects.get().user == me
+    assert client.session["_auth_user_id"] == str(me.pk)
 
 
 def test_identity_of_another_user_is_refused_while_signed_in(client, idp):
@@ -215,3 +220,76 @@ def test_a_user_ftauth_created_is_never_matched_by_email_even_after_an_unlink(id
     idp.userinfo_body = {"sub": "other-sub", "email": VICTIM, "email_verified": "true"}
     assert sign_in_realm(Client(), idp, "employeur", "other-sub").status_code == 302
     assert LinkedAccount.objects.get(sub="other-sub").user != created
+
+
+# --- linking a new identity to a signed-in account asks first (issue 14, item 4) ------------
+
+
+def test_a_cross_site_link_to_login_links_nothing_without_confirmation(client, idp):
+    """The attack: one GET of /ftauth/login/individu/ (from any site) by a signed-in
+    user whose browser holds someone's France Travail session."""
+    me = User.objects.create_user("me", password="pw-123456")
+    client.force_login(me)
+    idp.userinfo_body = {"sub": SUB, "given_name": "Mallory", "family_name": "Intrus"}
+    _, response = sign_in(client, idp)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Mallory Intrus" in page and "me" in page  # names the identity and the account
+    assert 'method="post"' in page and "csrfmiddlewaretoken" in page
+    assert not LinkedAccount.objects.exists()
+    # Leaving the page, or any later GET, links nothing.
+    client.get("/ftauth/link/confirm/")
+    assert not LinkedAccount.objects.exists()
+
+
+def test_link_confirmation_needs_the_csrf_token(idp):
+    csrf_client = Client(enforce_csrf_checks=True)
+    me = User.objects.create_user("me", password="pw-123456")
+    csrf_client.force_login(me)
+    sign_in(csrf_client, idp)
+    response = csrf_client.post("/ftauth/link/confirm/", {"decision": "link"})
+    assert response.status_code == 403
+    assert not LinkedAccount.objects.exists()
+
+
+def test_declining_the_link_links_nothing_and_the_offer_is_gone(client, idp):
+    me = User.objects.create_user("me", password="pw-123456")
+    client.force_login(me)
+    sign_in(client, idp)
+    assert client.post("/ftauth/link/confirm/", {"decision": "cancel"}).status_code == 302
+    assert client.post("/ftauth/link/confirm/", {"decision": "link"}).status_code == 400
+    assert not LinkedAccount.objects.exists()
+    assert client.session["_auth_user_id"] == str(me.pk)
+
+
+def test_a_link_offer_serves_another_user_never(client, idp):
+    me = User.objects.create_user("me", password="pw-123456")
+    client.force_login(me)
+    sign_in(client, idp)
+    sealed = client.session["ftauth_link_offer"]
+    assert SUB not in sealed  # encrypted in the session
+    other = User.objects.create_user("other", password="pw-123456")
+    client.force_login(other)
+    session = client.session
+    session["ftauth_link_offer"] = sealed
+    session.save()
+    assert client.post("/ftauth/link/confirm/", {"decision": "link"}).status_code == 400
+    assert not LinkedAccount.objects.exists()
+
+
+@pytest.mark.parametrize("flag", ["is_staff", "is_superuser"])
+def test_staff_cannot_link_from_a_signed_in_session(client, idp, flag):
+    admin = User.objects.create_user("admin", password="pw-123456", **{flag: True})
+    client.force_login(admin)
+    _, response = sign_in(client, idp)
+    assert response.status_code == 403
+    assert "administration" in response.content.decode()
+    assert not LinkedAccount.objects.exists()
+    assert client.post("/ftauth/link/confirm/", {"decision": "link"}).status_code == 400
+    assert not LinkedAccount.objects.exists()
+
+
+def test_signed_in_user_signing_in_with_their_own_identity_needs_no_confirmation(client, idp):
+    sign_in(client, idp)
+    _, response = sign_in(client, idp)  # still signed in, same identity
+    assert response.status_code == 302

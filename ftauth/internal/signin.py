@@ -13,6 +13,7 @@ tab), which binds each request to the browser that made it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import timedelta
@@ -23,7 +24,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from .. import vault
+from .. import crypto, vault
 from ..adapter import AccountAdapter, get_adapter
 from ..api.client import ApiClient
 from ..api.clients import build_client
@@ -87,6 +88,25 @@ class AccountRefused(SignInError):
 
 class AccountConflict(SignInError):
     """The identity belongs to another user, or the user has another in this realm."""
+
+
+class StaffLinkRefused(AccountRefused):
+    """A staff or superuser account, signed in, met an identity it has not linked.
+
+    Linking from a signed-in session is refused for them outright (docs/security.md,
+    "Linking accounts"): whoever gets a France Travail session into an
+    administrator's browser must not gain a way to sign in as that administrator.
+    """
+
+
+class LinkOfferExpired(SignInError):
+    """The confirmation of a link came too late, from another user, or twice."""
+
+
+SESSION_LINK_OFFER = "ftauth_link_offer"
+# Seconds the signed-in user has to confirm a link: the identity's tokens wait
+# that long, encrypted, in the session.
+LINK_OFFER_TTL = 300
 
 
 def callback_uri(request: HttpRequest, realm: str) -> str:
@@ -265,6 +285,72 @@ def _link(
     if LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
         raise AccountConflict("this account is already linked to another identity here")
     return LinkedAccount.objects.create(user=user, realm=identity.realm, sub=identity.sub)
+
+
+def needs_link_confirmation(request: HttpRequest, identity: VerifiedIdentity) -> bool:
+    """A signed-in user met an identity linked to no one: it is linked only once they
+    confirm it (a cross-site link to the login URL must not link whatever France
+    Travail session the browser holds). Staff accounts cannot link this way."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or _linked_account(identity) is not None:
+        return False
+    if user.is_staff or user.is_superuser:
+        raise StaffLinkRefused("staff accounts are not linked from a signed-in session")
+    return True
+
+
+def offer_link(request: HttpRequest, identity: VerifiedIdentity) -> None:
+    """Keep the verified identity, encrypted, in the session until the user confirms."""
+    t = identity.tokens
+    offer = {
+        "user": request.user.pk,
+        "until": time.time() + LINK_OFFER_TTL,
+        "realm": identity.realm,
+        "sub": identity.sub,
+        "claims": identity.claims,
+        "id_token_claims": identity.id_token_claims,
+        "next_url": identity.next_url,
+        "tokens": {
+            "access_token": t.access_token,
+            "token_type": t.token_type,
+            "expires_in": t.expires_in,
+            "scope": list(t.scope),
+            "refresh_token": t.refresh_token,
+            "id_token": t.id_token,
+            "obtained_at": t.obtained_at,
+        },
+    }
+    request.session[SESSION_LINK_OFFER] = crypto.encrypt(json.dumps(offer))
+
+
+def take_link_offer(request: HttpRequest) -> VerifiedIdentity:
+    """The identity offered to this user, removed from the session (single use)."""
+    sealed = request.session.pop(SESSION_LINK_OFFER, None)
+    if not isinstance(sealed, str):
+        raise LinkOfferExpired("no link to confirm")
+    try:
+        offer = json.loads(crypto.decrypt(sealed))
+    except (FTAuthError, ValueError):
+        raise LinkOfferExpired("the link offer cannot be read") from None
+    if offer.get("user") != request.user.pk or offer.get("until", 0) <= time.time():
+        raise LinkOfferExpired("the link offer expired or is another user's")
+    t = offer["tokens"]
+    return VerifiedIdentity(
+        realm=offer["realm"],
+        sub=offer["sub"],
+        claims=offer["claims"],
+        tokens=tokens.TokenResponse(
+            access_token=t["access_token"],
+            token_type=t["token_type"],
+            expires_in=t["expires_in"],
+            scope=tuple(t["scope"]),
+            refresh_token=t["refresh_token"],
+            id_token=t["id_token"],
+            obtained_at=t["obtained_at"],
+        ),
+        id_token_claims=offer["id_token_claims"],
+        next_url=offer["next_url"],
+    )
 
 
 def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:

@@ -36,8 +36,10 @@ from ..internal.signin import (
     AccountConflict,
     AccountRefused,
     ConsentRefused,
+    LinkOfferExpired,
     SignInCancelled,
     SignInExpired,
+    StaffLinkRefused,
     StateError,
 )
 
@@ -126,6 +128,27 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
             "est déjà lié à une autre identité France Travail."
         ),
         409,
+        False,
+    ),
+    (
+        (StaffLinkRefused,),
+        _("Liaison refusée"),
+        _(
+            "Un compte d'administration ne peut pas être lié à une identité France Travail "
+            "depuis une session ouverte. Déconnectez-vous d'abord, ou demandez à un autre "
+            "administrateur."
+        ),
+        403,
+        False,
+    ),
+    (
+        (LinkOfferExpired,),
+        _("Liaison expirée"),
+        _(
+            "Cette demande de liaison a expiré ou a déjà servi. Rien n'a été lié : "
+            "recommencez la connexion avec France Travail."
+        ),
+        400,
         False,
     ),
     (
