@@ -32,6 +32,7 @@ from ..core.errors import (
     TransportError,
 )
 from ..core.realms import REALM_NAMES
+from ..internal.framing import no_framing
 from ..internal.signin import (
     AccountConflict,
     AccountRefused,
@@ -262,10 +263,12 @@ def ftauth_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     A ``realm`` in the URL that names no realm is a 404 before anything looks it up
     (no NUL byte or megabyte reaches a query); a request whose body cannot be read
     is a 400; settings that cannot be loaded (reported by ``manage.py check``) are
-    a 503 page and one error line, not a traceback per request.
+    a 503 page and one error line, not a traceback per request. Every answer
+    refuses to be framed (``internal.framing``).
     """
 
     @wraps(view)
+    @no_framing
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if "realm" in kwargs and kwargs["realm"] not in REALM_NAMES:
             raise Http404("unknown realm")
