@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ..conf import get_settings
+from ..conf import check_sandbox_allowed, get_settings
 from ..core.errors import (
     ConfigurationError,
     FTAuthError,
@@ -273,6 +273,7 @@ def ftauth_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         if "realm" in kwargs and kwargs["realm"] not in REALM_NAMES:
             raise Http404("unknown realm")
         try:
+            check_sandbox_allowed()
             return view(request, *args, **kwargs)
         except UNREADABLE as exc:
             logger.info("unreadable request to %s: %s", request.path, type(exc).__name__)
