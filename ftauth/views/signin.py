@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from django.contrib.auth import authenticate
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
@@ -21,12 +25,24 @@ from ..internal.sessions import register_session
 from .errors import ftauth_view, sign_in_error
 
 
+def _pending_cookie(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Whatever the view answers, the browser's pending-request cookie follows what
+    the view did with it (a request added, or consumed)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return signin.save_pending(request, view(request, *args, **kwargs))
+
+    return wrapped
+
+
 def _enabled_realm(realm: str) -> None:
     if realm not in get_settings().enabled_realms:
         raise Http404("unknown realm")
 
 
 @ftauth_view
+@_pending_cookie
 @never_cache
 @require_GET
 def login(request: HttpRequest, realm: str) -> HttpResponse:
@@ -39,6 +55,7 @@ def login(request: HttpRequest, realm: str) -> HttpResponse:
 
 
 @ftauth_view
+@_pending_cookie
 @never_cache
 @require_GET
 def callback(request: HttpRequest, realm: str) -> HttpResponse:
