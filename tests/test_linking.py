@@ -293,3 +293,12 @@ def test_signed_in_user_signing_in_with_their_own_identity_needs_no_confirmation
     sign_in(client, idp)
     _, response = sign_in(client, idp)  # still signed in, same identity
     assert response.status_code == 302
+
+
+def test_link_confirmation_speaks_english_too(idp):
+    english = Client(HTTP_ACCEPT_LANGUAGE="en")
+    me = User.objects.create_user("me", password="pw-123456")
+    english.force_login(me)
+    _, response = sign_in(english, idp)
+    page = response.content.decode()
+    assert "Link your France Travail identity?" in page and "Link to this account" in page
