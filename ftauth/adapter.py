@@ -28,10 +28,19 @@ class AccountAdapter:
     def find_user_by_email(self, request: Any, identity: VerifiedIdentity) -> Any | None:
         """An existing user to attach a first sign-in to, or None.
 
-        Only when ``LINK_BY_EMAIL`` is on, the email is verified, exactly one
-        user has it, and that user is neither staff nor superuser: otherwise
-        anyone who controls a France Travail account with that address could
-        take over an administrator's account.
+        Safe by construction (docs/security.md, "Linking by email"): only when
+        ``LINK_BY_EMAIL`` is on, France Travail verified the address, exactly one
+        user has it, and that user
+
+        - is neither staff nor superuser (anyone who controls a France Travail
+          account with that address would own an administrator's account);
+        - has no France Travail identity linked, in any realm: an address on a
+          user ftauth created, or already vouched for, is never a link key (the
+          takeover of issue 14: an unverified address copied at a first sign-in
+          and trusted by a later one);
+        - has a usable password: a user ftauth created has none, so even after
+          an unlink the address ftauth wrote is never matched. The address a
+          site's own sign-up verified is the only one trusted.
         """
         if not get_settings().link_by_email or not identity.email:
             return None
@@ -46,6 +55,12 @@ class AccountAdapter:
             return None
         user = matches[0]
         if user.is_staff or user.is_superuser:
+            return None
+        if not user.has_usable_password():
+            return None
+        from .models import LinkedAccount
+
+        if LinkedAccount.objects.filter(user=user).exists():
             return None
         return user
 
@@ -75,7 +90,14 @@ class AccountAdapter:
             value = claims.get(claim)
             if isinstance(value, str) and hasattr(user, attr):
                 setattr(user, attr, value[:150])
-        if identity.email and hasattr(user, "email") and not getattr(user, "email", ""):
+        # Only an address France Travail verified is ever written where a site may
+        # trust it; an unverified one stays on the linked account (its claims).
+        if (
+            identity.email
+            and self.is_email_verified(identity)
+            and hasattr(user, "email")
+            and not getattr(user, "email", "")
+        ):
             user.email = identity.email
 
     def update_user(self, request: Any, user: Any, identity: VerifiedIdentity) -> None:

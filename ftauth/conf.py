@@ -11,10 +11,19 @@ Misconfiguration is reported by ``ftauth.checks`` at ``manage.py check``.
 
 With ``SANDBOX`` on, a server URL may be a path (``/sandbox/entreprise``, the
 default then): the sandbox is served by the site itself, so such a URL is
-completed with the origin of the request being served (set by
-``ConsentMiddleware`` through :func:`serving`), whatever host and port the dev
-server listens on. Outside a request (a management command) it stays a path
-until :func:`serving_origin` names the site.
+completed with the address the server was started on (set by
+``ConsentMiddleware`` through :func:`serving`), never with the request's ``Host``
+or ``X-Forwarded-Host``: those are the client's to choose, and ``ALLOWED_HOSTS``
+does not check the port, so ``Host: 127.0.0.1:<another port>`` would send the
+token request, client secret included, wherever the client likes. Only Django's
+own server (runserver, the test live server) says where it listens; under any
+other server the sandbox's URLs must be absolute in the settings
+(``FT_SANDBOX_URL`` for the demo). Outside a request (a management command) a
+path stays a path until :func:`serving_origin` names the site.
+
+``SANDBOX`` on with ``DEBUG`` off refuses to serve (:func:`check_sandbox_allowed`):
+ftauth's views answer 503 and no outbound call is made, unless
+``SANDBOX_ALLOW_WITHOUT_DEBUG`` says so.
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "HTTP_CONNECT_TIMEOUT": _positive(typed.as_float, strict=True),
     "HTTP_READ_TIMEOUT": _positive(typed.as_float, strict=True),
     "HTTP_RETRIES": typed.as_int,
+    "HTTP_DEADLINE": _positive(typed.as_float, strict=True),
     "HTTP_CA_FILE": typed.as_optional_str,
     "LOGIN_REDIRECT_URL": typed.as_str,
     "LOGOUT_REDIRECT_URL": typed.as_str,
@@ -106,6 +116,8 @@ class FTAuthSettings:
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 10.0
     http_retries: int = 2
+    # Wall-clock seconds one outbound call may take in all (timeouts bound each read).
+    http_deadline: float = 20.0
     http_ca_file: str | None = None
     login_redirect_url: str = "/"
     logout_redirect_url: str = "/"
@@ -140,6 +152,7 @@ class FTAuthSettings:
             read_timeout=self.http_read_timeout,
             retries=self.http_retries,
             ca_file=self.http_ca_file,
+            deadline=self.http_deadline,
         )
 
 
@@ -237,19 +250,60 @@ def serving_origin(origin: str) -> Iterator[None]:
         _origin.reset(token)
 
 
-def serving(request: Any) -> contextlib.AbstractContextManager[None]:
-    """:func:`serving_origin` with the origin ``request`` came to, when it matters.
+def server_origin(request: Any) -> str:
+    """The address Django's own server (runserver, the live server of tests) was
+    started on, from what the server itself puts in the WSGI environment; ``""``
+    under any other server.
 
-    ``get_host()`` checks the host against ``ALLOWED_HOSTS``: a forged ``Host``
-    header cannot send the sign-in elsewhere.
+    wsgiref's ``SERVER_PORT`` comes from the listening socket, not from the request
+    (gunicorn's comes from the ``Host`` header, so it is not used; no header reaches
+    ``SERVER_SOFTWARE``). Of the request's ``Host`` only the loopback name is kept,
+    when it is one of ``localhost``, ``127.0.0.1`` or ``[::1]`` (the browser's cookies
+    follow the name it was given); its port never counts.
     """
+    meta = request.META
+    if not str(meta.get("SERVER_SOFTWARE", "")).startswith("WSGIServer/"):
+        return ""
+    port = str(meta.get("SERVER_PORT", ""))
+    if not port.isdigit():
+        return ""
+    host = str(meta.get("HTTP_HOST", "")).lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    # The sandbox is plain HTTP: only a loopback address may serve it.
+    return f"http://{name if name in LOOPBACK_NAMES else '127.0.0.1'}:{port}"
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def serving(request: Any) -> contextlib.AbstractContextManager[None]:
+    """:func:`serving_origin` with the address this server was started on, when it
+    matters (never the request's ``Host``: see the module's docstring)."""
     try:
         relative = _uses_site_origin()
     except ConfigurationError:
         relative = False  # reported by manage.py check; pages must still render
     if not relative:
         return contextlib.nullcontext()
-    return serving_origin(f"{request.scheme}://{request.get_host()}")
+    origin = server_origin(request)
+    if not origin:
+        # The URLs stay paths: every outbound call is refused (no scheme, no host).
+        return contextlib.nullcontext()
+    return serving_origin(origin)
+
+
+def check_sandbox_allowed() -> None:
+    """:class:`ConfigurationError` when ``SANDBOX`` is on and ``DEBUG`` off, unless
+    ``SANDBOX_ALLOW_WITHOUT_DEBUG``: the sandbox signs anyone in as a test persona,
+    and a site serving with it by mistake must not serve (E030 in ``manage.py
+    check`` is not enough: a site serves anyway)."""
+    conf = get_settings()
+    if conf.sandbox and not django_settings.DEBUG and not conf.sandbox_allow_without_debug:
+        raise ConfigurationError(
+            "FTAUTH['SANDBOX'] is on with DEBUG = False: ftauth refuses to serve. Set "
+            "FTAUTH['SANDBOX'] = False to use France Travail, or, for a sandbox served on "
+            "purpose, FTAUTH['SANDBOX_ALLOW_WITHOUT_DEBUG'] = True."
+        )
 
 
 @functools.lru_cache(maxsize=32)
@@ -270,9 +324,15 @@ def _uses_site_origin() -> bool:
     return _settings_at("") != _settings_at("http://o.invalid")
 
 
-@functools.cache
 def get_http() -> HttpClient:
-    """The shared HTTP client, built from the settings."""
+    """The shared HTTP client, built from the settings; refused (no outbound call at
+    all) when the sandbox is on in production (:func:`check_sandbox_allowed`)."""
+    check_sandbox_allowed()
+    return _http()
+
+
+@functools.cache
+def _http() -> HttpClient:
     return HttpClient(get_settings().http_config)
 
 
@@ -281,4 +341,4 @@ def _reset(setting: str, **kwargs: Any) -> None:
     if setting in {"FTAUTH", "CACHES"}:
         _settings_at.cache_clear()
         _uses_site_origin.cache_clear()
-        get_http.cache_clear()
+        _http.cache_clear()

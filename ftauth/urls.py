@@ -7,6 +7,7 @@ app_name = "ftauth"
 urlpatterns = [
     path("login/<str:realm>/", signin.login, name="login"),
     path("callback/<str:realm>/", signin.callback, name="callback"),
+    path("link/confirm/", signin.link_confirm, name="link_confirm"),
     path("logout/", session.logout, name="logout"),
     path("backchannel-logout/<str:realm>/", session.backchannel_logout, name="backchannel_logout"),
     path("account/", session.account, name="account"),

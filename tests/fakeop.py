@@ -37,6 +37,36 @@ _KEY = RSAKey.generate_key(2048, parameters={"kid": "fakeop-1"}, private=True)
 DROP = -1
 
 
+# Answers that never end in time: one byte a second for a minute (after whole headers),
+# or bytes as fast as the socket takes them, forever.
+TRICKLE = -2
+ENDLESS = -3
+
+
+class Raw(str):
+    """A JSON literal written as is (``1e999``, ``NaN``, ``10**20`` digits), which
+    ``json.dumps`` would otherwise quote or refuse."""
+
+
+def _dumps(body: Any) -> bytes:
+    raws: list[str] = []
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, Raw):
+            raws.append(str(value))
+            return f"@@raw{len(raws) - 1}@@"
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        return value
+
+    text = json.dumps(mark(body))
+    for index, raw in enumerate(raws):
+        text = text.replace(f'"@@raw{index}@@"', raw)
+    return text.encode()
+
+
 @dataclass
 class Grant:
     sub: str
@@ -131,6 +161,8 @@ class FakeOP:
         self.token_script: tuple[int, dict[str, str], Any] | None = None
         self.userinfo_body: dict[str, Any] | None = None
         self.iss_parameter_supported = True
+        # Fields added to (or replacing those of) a code exchange's token answer.
+        self.token_fields: dict[str, Any] = {}
 
     def close(self) -> None:
         self.server.shutdown()
@@ -279,6 +311,7 @@ class FakeOP:
         }
         if nonce:
             body["nonce"] = nonce
+            body.update(self.token_fields)
         grant.id_tokens.add(body["id_token"])
         self.issued += [body["access_token"], body["refresh_token"], body["id_token"]]
         return body
@@ -384,7 +417,10 @@ class FakeOP:
                 status, headers, body = op._answer(
                     self.command, parts.path, query, form, dict(self.headers)
                 )
-                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                raw = body if isinstance(body, bytes) else _dumps(body)
+                if status in (TRICKLE, ENDLESS):
+                    self._flood(trickle=status == TRICKLE)
+                    return
                 if status == DROP:
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(raw) + 100))
@@ -399,6 +435,27 @@ class FakeOP:
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
+
+            def _flood(self, *, trickle: bool) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if trickle:
+                    self.send_header("Content-Length", "60")
+                self.end_headers()
+                self.close_connection = True
+                started = time.monotonic()
+                try:
+                    self.wfile.write(b"{")
+                    # The whole test run is the upper bound: the client leaving ends it.
+                    while time.monotonic() - started < 60:
+                        if trickle:
+                            time.sleep(1)
+                            self.wfile.write(b" ")
+                        else:
+                            self.wfile.write(b" " * 65536)
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client closed the connection: what the test wants
 
             def do_GET(self) -> None:
                 self._respond({})

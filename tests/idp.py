@@ -8,7 +8,8 @@ the sandbox would not give.
 
 from __future__ import annotations
 
-import hashlib
+import time
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -32,9 +33,40 @@ def start(client, realm="individu", next_url=None):
 
 
 def pending_for(state):
-    from ftauth.models import PendingAuthorization
+    """The nonce and PKCE verifier of the request whose state is ``state``: derived
+    from it by ftauth (keyed hash), stored nowhere."""
+    from ftauth.internal.signin import derive_secret
 
-    return PendingAuthorization.objects.get(state_hash=hashlib.sha256(state.encode()).hexdigest())
+    return SimpleNamespace(
+        nonce=derive_secret(state, "nonce"), code_verifier=derive_secret(state, "pkce")
+    )
+
+
+def pending_cookie(client) -> list:
+    """The browser's pending sign-in requests, as ftauth signed them in its cookie."""
+    from django.core import signing
+
+    from ftauth.internal.signin import PENDING_COOKIE, PENDING_SALT
+
+    return signing.loads(client.cookies[PENDING_COOKIE].value, salt=PENDING_SALT)
+
+
+def aged(value: str) -> str:
+    """A pending cookie's value with every request expired (time passed)."""
+    from django.core import signing
+
+    from ftauth.internal.signin import PENDING_SALT
+
+    pending = signing.loads(value, salt=PENDING_SALT)
+    for entry in pending:
+        entry[2] = time.time() - 1
+    return signing.dumps(pending, salt=PENDING_SALT, compress=True)
+
+
+def expire_pending(client) -> None:
+    from ftauth.internal.signin import PENDING_COOKIE
+
+    client.cookies[PENDING_COOKIE] = aged(client.cookies[PENDING_COOKIE].value)
 
 
 def authorize(op, params, sub=SUB):

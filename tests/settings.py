@@ -78,5 +78,7 @@ FTAUTH = {
     },
     "TOKEN_KEYS": [TEST_TOKEN_KEY],
     "SANDBOX": True,
+    # pytest-django runs every test with DEBUG = False: the sandbox is on on purpose.
+    "SANDBOX_ALLOW_WITHOUT_DEBUG": True,
     "LOGIN_REDIRECT_URL": "/profile/",
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -297,7 +298,17 @@ def test_signed_in_user_relinks_the_unlinked_identity(fakeop):
     account = sign_in(client, fakeop, "sub-relink-same")
     user = account.user
     client.post("/ftauth/account/unlink/individu/")
-    again = sign_in(client, fakeop, "sub-relink-same")  # while still signed in as that user
+    # While still signed in as that user: the link waits for the user's confirmation.
+    response = client.get("/ftauth/login/individu/")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
+    code = fakeop.authorize("sub-relink-same", nonce=params["nonce"])
+    response = client.get(
+        "/ftauth/callback/individu/",
+        {"code": code, "state": params["state"], "iss": fakeop.issuer()},
+    )
+    assert response.status_code == 200 and b"link/confirm" in response.content
+    assert client.post("/ftauth/link/confirm/", {"decision": "link"}).status_code == 302
+    again = LinkedAccount.objects.get(sub="sub-relink-same")
     assert again.user_id == user.pk
     assert AuditEvent.objects.filter(account=again, kind="linked").exists()
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
 
 from ftauth.internal.sessions import ENDED_REALM_KEY
-from ftauth.models import PendingAuthorization
 from ftauth.sandbox.scripted import ScriptedUser, forms_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,13 +64,11 @@ def test_an_expired_sign_in_says_so_and_gives_the_time_limit(sandbox, settings):
     start = user.get("/ftauth/login/individu/", allow_redirects=False)
     state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
     # Time passes: the request expired (the purge may even have removed it).
-    session = user.http.cookies["sessionid"]
-    from django.contrib.sessions.backends.db import SessionStore
+    from tests.idp import aged
 
-    store = SessionStore(session_key=session)
-    store["ftauth_pending"] = [[digest, time.time() - 1] for digest, _ in store["ftauth_pending"]]
-    store.save()
-    PendingAuthorization.objects.all().delete()
+    jar = user.http.cookies
+    cookie = next(c for c in jar if c.name == "ftauth_pending")
+    jar.set("ftauth_pending", aged(cookie.value), domain=cookie.domain, path=cookie.path)
     page = user.get(f"/ftauth/callback/individu/?state={state}&code=x")
     assert page.status_code == 400
     assert "expirée" in page.text and "10 minutes" in page.text

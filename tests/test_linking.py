@@ -3,10 +3,11 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
+from django.test import Client
 
 from ftauth.adapter import AccountAdapter
 from ftauth.models import LinkedAccount
-from tests.idp import SUB, authorize, callback, sign_in, start
+from tests.idp import SUB, authorize, callback, pending_for, sign_in, start
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +50,7 @@ def link_by_email(settings):
 
 
 def test_attaches_by_verified_email_when_enabled(client, idp, link_by_email):
-    existing = User.objects.create_user("camille", email="Camille@example.org")
+    existing = User.objects.create_user("camille", email="Camille@example.org", password="pw-1")
     idp.userinfo_body = {"sub": SUB, "email": "camille@example.org", "email_verified": "true"}
     sign_in(client, idp)
     assert LinkedAccount.objects.get().user == existing
@@ -68,7 +69,7 @@ def test_never_attaches_when_two_users_share_the_verified_email(client, idp, lin
 
 
 def test_unverified_email_is_never_used_to_attach(client, idp, link_by_email):
-    existing = User.objects.create_user("camille", email="camille@example.org")
+    existing = User.objects.create_user("camille", email="camille@example.org", password="pw-1")
     idp.userinfo_body = {"sub": SUB, "email": "camille@example.org"}
     sign_in(client, idp)
     assert LinkedAccount.objects.get().user != existing
@@ -86,8 +87,13 @@ def test_never_attaches_to_staff_or_superuser_by_email(client, idp, link_by_emai
 def test_signed_in_user_links_the_identity_to_their_own_account(client, idp):
     me = User.objects.create_user("me", password="pw-123456")
     client.force_login(me)
-    sign_in(client, idp)
+    _, response = sign_in(client, idp)
+    assert response.status_code == 200  # the confirmation page: nothing linked yet
+    assert not LinkedAccount.objects.exists()
+    response = client.post("/ftauth/link/confirm/", {"decision": "link"})
+    assert response.status_code == 302
     assert LinkedAccount.objects.get().user == me
+    assert client.session["_auth_user_id"] == str(me.pk)
 
 
 def test_identity_of_another_user_is_refused_while_signed_in(client, idp):
@@ -145,3 +151,166 @@ def test_database_error_after_login_ends_the_new_session(client, idp, monkeypatc
     assert response.status_code == 503
     assert "_auth_user_id" not in client.session
     assert not LinkedAccount.objects.exists()
+
+
+# --- linking by email is safe by construction (issue 14, item 1) ---------------------------
+
+VICTIM = "victim@example.org"
+
+
+def sign_in_realm(client, op, realm, sub):
+    """The whole flow on ``realm`` (the fake serves every realm on one server)."""
+    params = start(client, realm)
+    code = op.authorize(sub, realm, nonce=pending_for(params["state"]).nonce)
+    return client.get(
+        f"/ftauth/callback/{realm}/",
+        {
+            "code": code,
+            "state": params["state"],
+            "iss": op.issuer(realm),
+            "client_id": "ftauth-tests",
+        },
+    )
+
+
+def test_an_unverified_address_is_never_copied_to_the_user(client, idp, link_by_email):
+    idp.userinfo_body = {"sub": SUB, "email": VICTIM}
+    sign_in(client, idp)
+    user = LinkedAccount.objects.get().user
+    assert user.email == ""
+    assert LinkedAccount.objects.get().email == VICTIM  # kept on the identity, not trusted
+
+
+def test_a_verified_address_is_copied_to_a_new_user(client, idp):
+    idp.userinfo_body = {"sub": SUB, "email": VICTIM, "email_verified": "true"}
+    sign_in(client, idp)
+    assert LinkedAccount.objects.get().user.email == VICTIM
+
+
+def test_an_attacker_address_claimed_unverified_never_captures_the_victims_identity(
+    idp, link_by_email
+):
+    """The takeover: the attacker signs in on individu with the victim's address,
+    unverified; the victim's first employeur sign-in (address verified) must not be
+    linked to the attacker's user, and the victim can sign in."""
+    attacker = Client()
+    idp.userinfo_body = {"sub": "attacker-sub", "email": VICTIM}
+    assert sign_in_realm(attacker, idp, "individu", "attacker-sub").status_code == 302
+    attacker_user = LinkedAccount.objects.get(sub="attacker-sub").user
+
+    victim = Client()
+    idp.userinfo_body = {"sub": "victim-sub", "email": VICTIM, "email_verified": "true"}
+    assert sign_in_realm(victim, idp, "employeur", "victim-sub").status_code == 302
+    victim_account = LinkedAccount.objects.get(sub="victim-sub")
+    assert victim_account.user != attacker_user
+    assert victim.session["_auth_user_id"] == str(victim_account.user.pk)
+
+
+def test_same_realm_victim_is_not_locked_out_by_an_address_claimed_first(idp, link_by_email):
+    idp.userinfo_body = {"sub": "attacker-sub", "email": VICTIM}
+    assert sign_in_realm(Client(), idp, "individu", "attacker-sub").status_code == 302
+    idp.userinfo_body = {"sub": "victim-sub", "email": VICTIM, "email_verified": "true"}
+    victim = Client()
+    assert sign_in_realm(victim, idp, "individu", "victim-sub").status_code == 302
+    assert "_auth_user_id" in victim.session
+
+
+def test_a_user_with_a_linked_identity_is_never_matched_by_email(idp, link_by_email):
+    site_user = User.objects.create_user("site", email=VICTIM, password="pw-1")
+    LinkedAccount.objects.create(user=site_user, realm="employeur", sub="someone-else")
+    idp.userinfo_body = {"sub": SUB, "email": VICTIM, "email_verified": "true"}
+    assert sign_in_realm(Client(), idp, "individu", SUB).status_code == 302
+    assert LinkedAccount.objects.get(sub=SUB).user != site_user
+
+
+def test_a_user_ftauth_created_is_never_matched_by_email_even_after_an_unlink(idp, link_by_email):
+    idp.userinfo_body = {"sub": "first-sub", "email": VICTIM, "email_verified": "true"}
+    assert sign_in_realm(Client(), idp, "individu", "first-sub").status_code == 302
+    created = LinkedAccount.objects.get(sub="first-sub").user
+    assert created.email == VICTIM
+    LinkedAccount.objects.all().delete()  # unlinked
+    idp.userinfo_body = {"sub": "other-sub", "email": VICTIM, "email_verified": "true"}
+    assert sign_in_realm(Client(), idp, "employeur", "other-sub").status_code == 302
+    assert LinkedAccount.objects.get(sub="other-sub").user != created
+
+
+# --- linking a new identity to a signed-in account asks first (issue 14, item 4) ------------
+
+
+def test_a_cross_site_link_to_login_links_nothing_without_confirmation(client, idp):
+    """The attack: one GET of /ftauth/login/individu/ (from any site) by a signed-in
+    user whose browser holds someone's France Travail session."""
+    me = User.objects.create_user("me", password="pw-123456")
+    client.force_login(me)
+    idp.userinfo_body = {"sub": SUB, "given_name": "Mallory", "family_name": "Intrus"}
+    _, response = sign_in(client, idp)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Mallory Intrus" in page and "me" in page  # names the identity and the account
+    assert 'method="post"' in page and "csrfmiddlewaretoken" in page
+    assert not LinkedAccount.objects.exists()
+    # Leaving the page, or any later GET, links nothing.
+    client.get("/ftauth/link/confirm/")
+    assert not LinkedAccount.objects.exists()
+
+
+def test_link_confirmation_needs_the_csrf_token(idp):
+    csrf_client = Client(enforce_csrf_checks=True)
+    me = User.objects.create_user("me", password="pw-123456")
+    csrf_client.force_login(me)
+    sign_in(csrf_client, idp)
+    response = csrf_client.post("/ftauth/link/confirm/", {"decision": "link"})
+    assert response.status_code == 403
+    assert not LinkedAccount.objects.exists()
+
+
+def test_declining_the_link_links_nothing_and_the_offer_is_gone(client, idp):
+    me = User.objects.create_user("me", password="pw-123456")
+    client.force_login(me)
+    sign_in(client, idp)
+    assert client.post("/ftauth/link/confirm/", {"decision": "cancel"}).status_code == 302
+    assert client.post("/ftauth/link/confirm/", {"decision": "link"}).status_code == 400
+    assert not LinkedAccount.objects.exists()
+    assert client.session["_auth_user_id"] == str(me.pk)
+
+
+def test_a_link_offer_serves_another_user_never(client, idp):
+    me = User.objects.create_user("me", password="pw-123456")
+    client.force_login(me)
+    sign_in(client, idp)
+    sealed = client.session["ftauth_link_offer"]
+    assert SUB not in sealed  # encrypted in the session
+    other = User.objects.create_user("other", password="pw-123456")
+    client.force_login(other)
+    session = client.session
+    session["ftauth_link_offer"] = sealed
+    session.save()
+    assert client.post("/ftauth/link/confirm/", {"decision": "link"}).status_code == 400
+    assert not LinkedAccount.objects.exists()
+
+
+@pytest.mark.parametrize("flag", ["is_staff", "is_superuser"])
+def test_staff_cannot_link_from_a_signed_in_session(client, idp, flag):
+    admin = User.objects.create_user("admin", password="pw-123456", **{flag: True})
+    client.force_login(admin)
+    _, response = sign_in(client, idp)
+    assert response.status_code == 403
+    assert "administration" in response.content.decode()
+    assert not LinkedAccount.objects.exists()
+    assert client.post("/ftauth/link/confirm/", {"decision": "link"}).status_code == 400
+    assert not LinkedAccount.objects.exists()
+
+
+def test_signed_in_user_signing_in_with_their_own_identity_needs_no_confirmation(client, idp):
+    sign_in(client, idp)
+    _, response = sign_in(client, idp)  # still signed in, same identity
+    assert response.status_code == 302
+
+
+def test_link_confirmation_speaks_english_too(idp):
+    english = Client(HTTP_ACCEPT_LANGUAGE="en")
+    me = User.objects.create_user("me", password="pw-123456")
+    english.force_login(me)
+    _, response = sign_in(english, idp)
+    page = response.content.decode()
+    assert "Link your France Travail identity?" in page and "Link to this account" in page

@@ -8,14 +8,23 @@ tests/test_signin_sandbox.py.
 import base64
 import hashlib
 import time
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.utils import timezone
+from django.test import Client
 
+from ftauth.core.authorize import state_hash
 from ftauth.models import AuditEvent, Grant, LinkedAccount, PendingAuthorization
-from tests.idp import SUB, authorize, callback, pending_for, sign_in, start
+from tests.idp import (
+    SUB,
+    authorize,
+    callback,
+    expire_pending,
+    pending_cookie,
+    pending_for,
+    sign_in,
+    start,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -46,8 +55,42 @@ def test_each_request_gets_fresh_state_and_nonce(client, idp):
 
 def test_state_is_stored_hashed_never_in_clear(client, idp):
     params = start(client)
-    assert not PendingAuthorization.objects.filter(state_hash=params["state"]).exists()
-    assert pending_for(params["state"])
+    cookie = client.cookies["ftauth_pending"].value
+    for secret in (params["state"], params["nonce"]):
+        assert secret not in cookie
+    assert pending_cookie(client)[0][0] == state_hash(params["state"])
+
+
+def test_a_sign_in_start_writes_nothing_on_the_server(client, idp):
+    """Anonymous requests cannot grow the database (issue 14, item 7): no session
+    row, no pending row, however many starts; the nonce and verifier are stored
+    nowhere (item 9)."""
+    from django.contrib.sessions.models import Session
+
+    for _ in range(20):
+        params = start(Client())
+    assert not Session.objects.exists()
+    assert not PendingAuthorization.objects.exists()
+    # The callback records only the consumed state's hash, no secret.
+    client_with_pending = Client()
+    params = start(client_with_pending)
+    callback(client_with_pending, idp, params, code=authorize(idp, params))
+    row = PendingAuthorization.objects.get()
+    assert row.state_hash == state_hash(params["state"])
+    assert row.nonce == "" and row.code_verifier == ""
+
+
+def test_a_replayed_callback_with_the_old_cookie_is_refused(client, idp):
+    """Single use under concurrency: two callbacks carrying the same cookie and state
+    (a replay, or a double click racing itself); only one reaches the token endpoint."""
+    params = start(client)
+    cookie = client.cookies["ftauth_pending"].value
+    code = authorize(idp, params)
+    assert callback(client, idp, params, code=code).status_code == 302
+    twin = Client()
+    twin.cookies["ftauth_pending"] = cookie
+    assert callback(twin, idp, params, code=code).status_code == 400
+    assert len(idp.token_requests()) == 1
 
 
 def test_unknown_or_disabled_realm_is_404(client, idp, settings):
@@ -118,7 +161,7 @@ def test_state_replayed_in_the_same_session_is_refused(client, idp):
 
 def test_expired_state_is_400_without_token_request(client, idp):
     params = start(client)
-    PendingAuthorization.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    expire_pending(client)
     response = callback(client, idp, params)
     assert response.status_code == 400
     assert not idp.token_requests()
@@ -139,16 +182,14 @@ def test_several_tabs_each_complete(client, idp):
     first, second = start(client), start(client)
     first_code = authorize(idp, first)
     assert callback(client, idp, second, code=authorize(idp, second)).status_code == 302
-    client.logout()
-    # The first tab's request is still pending in the database, but logout
-    # flushed the session that listed it: bound to the browser session.
-    assert callback(client, idp, first, code=first_code).status_code == 400
+    # The first tab's request is still pending in this browser's cookie.
+    assert callback(client, idp, first, code=first_code).status_code == 302
 
 
 def test_pending_requests_are_capped_oldest_first(client, idp, settings):
     settings.FTAUTH = {**settings.FTAUTH, "PENDING_LOGIN_MAX": 3}
     states = [start(client)["state"] for _ in range(4)]
-    assert PendingAuthorization.objects.count() == 3
+    assert len(pending_cookie(client)) == 3
     assert callback(client, idp, {"state": states[0]}).status_code == 400
     last = {"state": states[3]}
     assert callback(client, idp, last, code=authorize(idp, last)).status_code == 302
@@ -381,34 +422,19 @@ def test_refused_client_credentials_are_a_503_that_names_the_settings(client, id
     assert "tests-client-secret" not in caplog.text
 
 
-def test_state_consumed_by_a_concurrent_callback_is_refused(rf, monkeypatch):
-    """Two callbacks with one state: the one whose delete finds no row stops."""
-    from django.contrib.sessions.backends.db import SessionStore
-    from django.db.models import QuerySet
+def test_state_consumed_by_a_concurrent_callback_is_refused(rf):
+    """Two callbacks with one state and one cookie: the one whose insert of the
+    consumed state's hash fails stops before any token request."""
+    from django.core import signing
 
     from ftauth.core.authorize import state_hash
-    from ftauth.internal.signin import SESSION_PENDING, StateError, take_pending
+    from ftauth.internal.signin import PENDING_COOKIE, PENDING_SALT, StateError, take_pending
 
     state = "a-state-of-reasonable-length-123"
-    PendingAuthorization.objects.create(
-        state_hash=state_hash(state),
-        realm="individu",
-        nonce="n",
-        code_verifier="v" * 43,
-        redirect_uri="http://testserver/ftauth/callback/individu/",
-        expires_at=timezone.now() + timedelta(minutes=5),
-    )
-    request = rf.get("/ftauth/callback/individu/")
-    request.session = SessionStore()
-    request.session[SESSION_PENDING] = [[state_hash(state), time.time() + 300]]
-    original_first = QuerySet.first
-
-    def read_then_lose_the_race(self):
-        row = original_first(self)
-        if isinstance(row, PendingAuthorization):
-            PendingAuthorization.objects.filter(pk=row.pk).delete()  # the other callback won
-        return row
-
-    monkeypatch.setattr(QuerySet, "first", read_then_lose_the_race)
+    entry = [state_hash(state), "individu", time.time() + 300, "http://testserver/cb/", "/"]
+    cookie = signing.dumps([entry], salt=PENDING_SALT, compress=True)
+    first = rf.get("/ftauth/callback/individu/", HTTP_COOKIE=f"{PENDING_COOKIE}={cookie}")
+    second = rf.get("/ftauth/callback/individu/", HTTP_COOKIE=f"{PENDING_COOKIE}={cookie}")
+    assert take_pending(first, "individu", state).redirect_uri == "http://testserver/cb/"
     with pytest.raises(StateError):
-        take_pending(request, "individu", state)
+        take_pending(second, "individu", state)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import requests
 
 from ftauth.core.errors import ApiError, InvalidResponse, QuotaExceeded, TransportError
-from ftauth.core.http import HttpClient, parse_retry_after
+from ftauth.core.http import ANSWER_LIMITS, HttpClient, parse_retry_after
 
 from .quota import RateLimiter, RateLimitHeaders
 
@@ -145,6 +145,7 @@ class ApiClient:
         """Like :meth:`request` for an absolute URL (a realm's userinfo endpoint);
         its quota is that of the API it names under ``/partenaire/``."""
         rest = url[len(self.base_url) :] if url.startswith(self.base_url) else ""
+        kwargs.setdefault("max_bytes", ANSWER_LIMITS["userinfo"])
         return self.call(method, url, api_name(rest.split("?", 1)[0]) or "userinfo", **kwargs)
 
     def call(
@@ -156,6 +157,7 @@ class ApiClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        max_bytes: int = ANSWER_LIMITS["api"],
     ) -> ApiResponse:
         """One API call with this client's credentials: the rule for a refused
         token lives here, once. A 401 renews the token once; a 401 on the renewed
@@ -164,11 +166,12 @@ class ApiClient:
             raise ValueError("the Authorization header is ftauth's to set")
         deadline = self.clock() + self.time_budget
         token = self.credentials.token()
-        response = self._send(method, url, api, token, params, json, headers, deadline)
+        send = (params, json, headers, deadline, max_bytes)
+        response = self._send(method, url, api, token, *send)
         if response.status_code == 401:
             logger.info("%s refused the access token (401); renewing it once", api)
             token = self.credentials.renew(token)
-            response = self._send(method, url, api, token, params, json, headers, deadline)
+            response = self._send(method, url, api, token, *send)
             if response.status_code == 401:
                 raise self.credentials.refused_again(response)
         return self._result(response, api)
@@ -183,6 +186,7 @@ class ApiClient:
         json: Any,
         headers: Mapping[str, str] | None,
         deadline: float,
+        max_bytes: int,
     ) -> requests.Response:
         """One call, paced, with 429 answers honoured and retried while the budget lasts."""
         outgoing = {**(headers or {}), "Accept": "application/json"}
@@ -190,11 +194,21 @@ class ApiClient:
         retries = 0
         while True:
             self.limiter.acquire(api, max_wait=max(0.0, deadline - self.clock()))
-            # The answer is awaited no longer than the budget left (half a second at least).
-            read = max(0.5, min(self.http.config.read_timeout, deadline - self.clock()))
+            # The answer is awaited no longer than the budget left (half a second at
+            # least), and that is a wall-clock bound on the whole answer, not only on
+            # each socket read: a trickling server cannot stretch it.
+            left = max(0.5, deadline - self.clock())
+            read = min(self.http.config.read_timeout, left)
             timeout = (self.http.config.connect_timeout, read)
             response = self.http.request(
-                method, url, params=params, json=json, headers=outgoing, timeout=timeout
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=outgoing,
+                timeout=timeout,
+                deadline=left,
+                max_bytes=max_bytes,
             )
             rate_limit = RateLimitHeaders.from_headers(response.headers)
             self.limiter.note_headers(api, rate_limit)

@@ -61,6 +61,8 @@ PACING_MARGIN = 0.03
 # After the shared cache failed, how long each process paces on its own before
 # trying the shared cache again.
 FALLBACK_SECONDS = 5.0
+# Quota headers count calls per second: a value beyond this is noise, ignored.
+QUOTA_HEADER_MAX = 1_000_000
 
 # (namespace, api) pairs already warned about, so the warning is logged once.
 _warned_rates: set[tuple[str, str]] = set()
@@ -183,7 +185,8 @@ def _number(value: str) -> float | None:
         number = float(value.strip())
     except ValueError:
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    # A quota is counted in calls per second: a header beyond a million is noise.
+    return number if math.isfinite(number) and 0 <= number <= QUOTA_HEADER_MAX else None
 
 
 class RateLimiter:

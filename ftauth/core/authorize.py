@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -51,12 +52,25 @@ class AuthorizationRequest:
 
 
 def build_authorization_request(
-    realm: Realm, *, client_id: str, redirect_uri: str, scopes: tuple[str, ...] | None = None
+    realm: Realm,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scopes: tuple[str, ...] | None = None,
+    state: str | None = None,
+    derive: Callable[[str, str], str] | None = None,
 ) -> AuthorizationRequest:
-    state = random_token()
-    nonce = random_token()
-    # RFC 7636 4.1: 43 to 128 characters from the unreserved set.
-    code_verifier = secrets.token_urlsafe(64)
+    """``derive(state, purpose)``, when given, makes the nonce and the PKCE verifier
+    from the state (a keyed hash): nothing secret then needs storing until the
+    callback, which derives them again."""
+    state = state or random_token()
+    if derive is not None:
+        nonce = derive(state, "nonce")
+        code_verifier = derive(state, "pkce")
+    else:
+        nonce = random_token()
+        # RFC 7636 4.1: 43 to 128 characters from the unreserved set.
+        code_verifier = secrets.token_urlsafe(64)
     params = {
         # France Travail wants the realm as a query parameter of the authorize URL.
         "realm": realm.path,

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .errors import FTAuthError, InvalidResponse, TransportError
-from .http import HttpClient
+from .http import ANSWER_LIMITS, HttpClient
 from .jwt import is_usable_jwks
 from .realms import Realm
 
@@ -62,8 +62,8 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or ""), parts.port or default
 
 
-def _fetch_json(http: HttpClient, url: str) -> dict[str, Any]:
-    response = http.get(url, headers={"Accept": "application/json"})
+def _fetch_json(http: HttpClient, url: str, kind: str) -> dict[str, Any]:
+    response = http.get(url, headers={"Accept": "application/json"}, max_bytes=ANSWER_LIMITS[kind])
     if response.status_code != 200:
         raise TransportError(f"{url} answered {response.status_code}", status=response.status_code)
     try:
@@ -118,7 +118,9 @@ def get_metadata(
     if known is not None and known[1] > now:
         return known[0]
     try:
-        metadata = _parse_discovery(realm, _fetch_json(http, realm.discovery_url), explicit_issuer)
+        metadata = _parse_discovery(
+            realm, _fetch_json(http, realm.discovery_url, "discovery"), explicit_issuer
+        )
         refresh_in = ttl
     except FTAuthError as exc:
         if known is not None and known[0].from_discovery:
@@ -157,7 +159,7 @@ def get_jwks(
         return cached
     if isinstance(cached, dict) and rate_limited and not cache.add(budget, 1, refetch_interval):
         return cached  # refetched moments ago: a new unknown kid is not worth another request
-    data = _fetch_json(http, jwks_uri)
+    data = _fetch_json(http, jwks_uri, "jwks")
     if not isinstance(data.get("keys"), list):
         raise InvalidResponse("JWKS has no keys list")
     if is_usable_jwks(data):

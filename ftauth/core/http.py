@@ -8,6 +8,14 @@ token endpoint that redirects is a misconfiguration, and following it could
 downgrade to plain HTTP), and only idempotent requests are retried, only on
 connection errors, with backoff (urllib3's ``Retry``).
 
+Timeouts are not deadlines: a read timeout bounds one socket read, and a server
+that trickles one byte a second, or never stops sending, holds the caller for
+as long as it likes. Every call therefore also has a wall-clock deadline (its
+connection, its retries, its headers and its body), enforced by one watchdog
+thread that shuts the call's sockets down when it passes, and its answer is
+streamed and cut at a size limit fitting its kind (:data:`ANSWER_LIMITS`). Either
+closes the connection and raises :class:`TransportError`.
+
 Everything costly is done once per process: one TLS context, one session and
 one keep-alive connection pool shared by every thread (a new TLS connection
 to France Travail costs round trips a pooled one does not).
@@ -15,13 +23,19 @@ to France Travail costs round trips a pooled one does not).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
+import heapq
 import http.cookiejar
 import ipaddress
+import itertools
 import logging
 import math
+import os
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,15 +44,30 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import LocationParseError, MaxRetryError, ReadTimeoutError
 from urllib3.util import Retry, parse_url
 
 from .errors import InsecureTransport, QuotaExceeded, TransportError
+from .numbers import MAX_DELAY
 
 logger = logging.getLogger("ftauth.http")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 USER_AGENT = "django-ftauth"
+
+KIB = 1024
+# The largest answer of each kind worth reading (decoded bytes). France Travail's
+# are a few KiB; an API page of offers is a few hundred.
+ANSWER_LIMITS = {
+    "discovery": 64 * KIB,
+    "jwks": 256 * KIB,
+    "token": 64 * KIB,
+    "userinfo": 64 * KIB,
+    "api": 8 * KIB * KIB,
+}
+DEFAULT_ANSWER_LIMIT = 1 * KIB * KIB
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -101,15 +130,22 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except ValueError:
         pass
     else:
-        # "inf" and "nan" parse as floats but are no delay a client can honour.
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        # "inf" and "nan" parse as floats but are no delay a client can honour;
+        # neither is one of more than a day.
+        if not math.isfinite(seconds) or seconds > MAX_DELAY:
+            return None
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    try:
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return max(0.0, seconds) if seconds <= MAX_DELAY else None
 
 
 def _ssl_reason(exc: BaseException) -> str:
@@ -145,6 +181,24 @@ def raise_for_transient(response: requests.Response, what: str) -> None:
         raise TransportError(f"{what} answered {response.status_code}", status=response.status_code)
 
 
+def _read_body(response: requests.Response, limit: int, ends_at: float, host: str | None) -> bytes:
+    """The whole body, or :class:`TransportError` past ``limit`` bytes or ``ends_at``."""
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit:
+        raise TransportError(f"{host} announced an answer larger than {limit} bytes")
+    chunks = []
+    size = 0
+    for chunk in response.iter_content(16 * KIB):
+        size += len(chunk)
+        if size > limit:
+            logger.warning("%s sent an answer larger than %d bytes: cut", host, limit)
+            raise TransportError(f"{host} sent an answer larger than {limit} bytes")
+        if time.monotonic() > ends_at:
+            raise TransportError(f"{host} did not answer within the deadline")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @functools.lru_cache(maxsize=8)
 def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
     """The process's TLS context for ``ca_file``: built once, shared by every thread.
@@ -159,7 +213,151 @@ def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
     return context
 
 
-class TLS12Adapter(HTTPAdapter):
+class _Call:
+    """The sockets one call uses, shut down together when its deadline passes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.expired = False
+        self._done = False
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if self._done:
+                return
+            if not self.expired:
+                self._sockets.append(sock)
+                return
+        _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+    def finish(self) -> None:
+        """The call is over: a late expiry must not touch a pooled connection."""
+        with self._lock:
+            self._done = True
+            self._sockets = []
+
+
+def _shut(sock: socket.socket) -> None:
+    # shutdown (not close) wakes a thread blocked in recv on this socket at once;
+    # urllib3 then sees a dead connection and discards it.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread per process that expires calls at their deadlines (a heap of them)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[list[Any]] = []
+        self._order = itertools.count()
+        self._pid: int | None = None
+
+    def watch(self, deadline: float, call: _Call) -> list[Any]:
+        entry = [deadline, next(self._order), call]
+        with self._cond:
+            if self._pid != os.getpid():  # first use, or a forked worker
+                self._pid = os.getpid()
+                self._heap = []
+                threading.Thread(
+                    target=self._run, name="ftauth-http-deadlines", daemon=True
+                ).start()
+            heapq.heappush(self._heap, entry)
+            self._cond.notify()
+        return entry
+
+    @staticmethod
+    def cancel(entry: list[Any]) -> None:
+        entry[2] = None  # dropped when it reaches the top of the heap
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2] is None:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    delay = self._heap[0][0] - time.monotonic()
+                    if delay <= 0:
+                        call = heapq.heappop(self._heap)[2]
+                        break
+                    self._cond.wait(delay)
+            if call is not None:
+                call.expire()
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()
+
+
+def _watch_socket(sock: socket.socket | None) -> None:
+    call = getattr(_current, "call", None)
+    if call is not None:
+        call.watch(sock)
+
+
+def _deadline_passed() -> bool:
+    call = getattr(_current, "call", None)
+    return call is not None and call.expired
+
+
+class _DeadlineConnection(HTTPConnection):
+    """A connection whose socket the current call's watchdog can shut down:
+    registered when it connects, and again for each request on a pooled one."""
+
+    def connect(self) -> None:
+        super().connect()
+        _watch_socket(self.sock)
+
+    def getresponse(self) -> Any:  # type: ignore[override]
+        _watch_socket(self.sock)
+        return super().getresponse()
+
+
+class _DeadlineHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch_socket(self.sock)
+
+    def getresponse(self) -> Any:  # type: ignore[override]
+        _watch_socket(self.sock)
+        return super().getresponse()
+
+
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineConnection
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """Pools whose connections the deadline watchdog can reach."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _DeadlineHTTPPool,
+            "https": _DeadlineHTTPSPool,
+        }
+
+
+class TLS12Adapter(DeadlineAdapter):
     """An adapter whose TLS context refuses protocol versions older than 1.2."""
 
     def __init__(self, *args: Any, ca_file: str | None = None, **kwargs: Any) -> None:
@@ -208,6 +406,9 @@ class IdempotentRetry(Retry):
     ) -> IdempotentRetry:
         if isinstance(error, ReadTimeoutError):
             raise error  # requests turns it into its ReadTimeout
+        if error is not None and _deadline_passed():
+            # The call's deadline shut its socket: nothing is tried again after it.
+            raise MaxRetryError(_pool, url or "", error) from error
         if error is not None and not self._is_method_retryable(method or ""):
             # The shape urllib3 gives an exhausted retry: requests maps it by its reason.
             raise MaxRetryError(_pool, url or "", error) from error
@@ -248,6 +449,8 @@ class HttpConfig:
     # Keep-alive connections kept per host; more threads than this still get a
     # connection, it is just not kept afterwards.
     pool_size: int = 16
+    # Wall-clock seconds for one call in all: connection, retries, headers, body.
+    deadline: float = 20.0
 
 
 class HttpClient:
@@ -273,7 +476,7 @@ class HttpClient:
         session.mount(
             "https://", TLS12Adapter(ca_file=self.config.ca_file, max_retries=retry, **pool)
         )
-        session.mount("http://", HTTPAdapter(max_retries=retry, **pool))
+        session.mount("http://", DeadlineAdapter(max_retries=retry, **pool))
         if self.config.ca_file:
             # The CA file replaces the public bundle: without this, requests
             # would load certifi's bundle into the context as well.
@@ -295,37 +498,80 @@ class HttpClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
     ) -> requests.Response:
         """Send one request; raise :class:`TransportError` when no answer comes.
 
-        Any HTTP status is returned as is: the caller knows what it means.
-        Connection failures of idempotent requests are retried by the adapter
-        (:class:`IdempotentRetry`) before an error comes out here.
+        Any HTTP status is returned as is, its body read whole: the caller knows
+        what it means. Connection failures of idempotent requests are retried by
+        the adapter (:class:`IdempotentRetry`) before an error comes out here.
+        ``deadline`` (seconds, default ``HttpConfig.deadline``) bounds the whole
+        call; ``max_bytes`` (default :data:`DEFAULT_ANSWER_LIMIT`) the answer's
+        body: past either, the connection is closed and :class:`TransportError`
+        raised.
         """
         check_secure_url(url)
         timeout = timeout or (self.config.connect_timeout, self.config.read_timeout)
+        budget = self.config.deadline if deadline is None else min(deadline, self.config.deadline)
+        limit = DEFAULT_ANSWER_LIMIT if max_bytes is None else max_bytes
         host = urlsplit(url).hostname
+        ends_at = time.monotonic() + budget
+        call = _Call()
+        outer = getattr(_current, "call", None)
+        _current.call = call
+        entry = _WATCHDOG.watch(ends_at, call)
         try:
-            return self._session.request(
-                method.upper(),
-                url,
-                params=params,
-                data=data,
-                json=json,
-                headers=dict(headers or {}),
-                timeout=timeout,
-                allow_redirects=False,
-            )
-        except requests.exceptions.SSLError as exc:
+            try:
+                response = self._session.request(
+                    method.upper(),
+                    url,
+                    params=params,
+                    data=data,
+                    json=json,
+                    headers=dict(headers or {}),
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+            except requests.exceptions.RequestException as exc:
+                raise self._failure(exc, host, call, budget) from None
+            try:
+                body = _read_body(response, limit, ends_at, host)
+            except requests.exceptions.RequestException as exc:
+                raise self._failure(exc, host, call, budget) from None
+            except TransportError:
+                if call.expired:
+                    raise self._failure(None, host, call, budget) from None
+                raise
+            finally:
+                # Unread (cut, or failed) answers close the connection; a whole
+                # one goes back to the pool.
+                response.close()
+            response._content = body
+            response._content_consumed = True
+            return response
+        finally:
+            _WATCHDOG.cancel(entry)
+            call.finish()
+            _current.call = outer
+
+    @staticmethod
+    def _failure(
+        exc: BaseException | None, host: str | None, call: _Call, budget: float
+    ) -> TransportError:
+        if call.expired or exc is None:
+            logger.warning("%s did not answer whole within the %g s deadline", host, budget)
+            return TransportError(f"{host} did not answer within the {budget:g} s deadline")
+        if isinstance(exc, requests.exceptions.SSLError):
             # Certificate or protocol version refused: retrying would not help.
-            raise TransportError(f"TLS handshake with {host} failed: {_ssl_reason(exc)}") from None
-        except requests.exceptions.ConnectionError:
+            return TransportError(f"TLS handshake with {host} failed: {_ssl_reason(exc)}")
+        if isinstance(exc, requests.exceptions.ConnectionError):
             # ConnectTimeout is a ConnectionError too.
-            raise TransportError(f"could not connect to {host}") from None
-        except requests.exceptions.Timeout:
-            raise TransportError(f"{host} did not answer in time") from None
-        except requests.exceptions.RequestException as exc:
-            raise TransportError(f"request to {host} failed: {type(exc).__name__}") from None
+            return TransportError(f"could not connect to {host}")
+        if isinstance(exc, requests.exceptions.Timeout):
+            return TransportError(f"{host} did not answer in time")
+        return TransportError(f"request to {host} failed: {type(exc).__name__}")
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", url, **kwargs)

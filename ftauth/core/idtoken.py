@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import TokenValidationError
 from .jwt import JwksSource, verify_signature
+from .numbers import is_timestamp
 from .realms import ID_TOKEN_LIFETIME
 
 Claims = Mapping[str, Any]
@@ -54,15 +55,11 @@ def check_authorized_party(claims: Claims, client_id: str) -> None:
         raise TokenValidationError("azp", "authorized party is another client")
 
 
-def is_number(value: Any) -> bool:
-    """A JSON number (``NumericDate``): an int or a float, never a boolean."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def check_expiry(claims: Claims, now: float, leeway: int) -> None:
     """Step 9: ``exp`` present, numeric and in the future (with a small leeway)."""
     exp = claims.get("exp")
-    if not is_number(exp):
+    if not is_timestamp(exp):
+        # NaN passes every comparison below: only finite, datable numbers go on.
         raise TokenValidationError("exp", "exp missing or not a number")
     if now > exp + leeway:
         raise TokenValidationError("exp", "token expired")
@@ -77,12 +74,24 @@ def check_issued_at(claims: Claims, now: float, leeway: int, max_age: int) -> No
     step 4, with their own, shorter, ``max_age``).
     """
     iat = claims.get("iat")
-    if not is_number(iat):
+    if not is_timestamp(iat):
         raise TokenValidationError("iat", "iat missing or not a number")
     if iat > now + leeway:
         raise TokenValidationError("iat", "token issued in the future")
     if now - iat > max_age + leeway:
         raise TokenValidationError("iat", f"token issued more than {max_age} s ago")
+
+
+def check_auth_time(claims: Claims, now: float, leeway: int) -> None:
+    """OIDC Core 2: ``auth_time``, when present, is a time, and not in the future
+    (a NaN or an infinity must not reach the session as if it were one)."""
+    if "auth_time" not in claims:
+        return
+    auth_time = claims["auth_time"]
+    if not is_timestamp(auth_time):
+        raise TokenValidationError("auth_time", "auth_time is not a number")
+    if auth_time > now + leeway:
+        raise TokenValidationError("auth_time", "authentication time in the future")
 
 
 def check_nonce(claims: Claims, expected: str) -> None:
@@ -134,6 +143,7 @@ def validate_claims(
     check_authorized_party(claims, rules.client_id)
     check_expiry(claims, now, rules.leeway)
     check_issued_at(claims, now, rules.leeway, rules.max_age)
+    check_auth_time(claims, now, rules.leeway)
     if nonce is not None:
         check_nonce(claims, nonce)
     check_subject(claims)

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from .errors import InvalidResponse, oauth_error
-from .http import HttpClient, raise_for_transient
+from .http import ANSWER_LIMITS, HttpClient, raise_for_transient
+from .numbers import MAX_LIFETIME, bounded
 from .realms import CLIENT_SECRET_BASIC, Realm
 
 
@@ -48,10 +49,13 @@ class TokenResponse:
         if token_type.lower() != "bearer":
             raise InvalidResponse(f"unexpected token_type {token_type!r}")
         expires_in = data.get("expires_in")
-        try:
-            expires_in = None if expires_in is None else int(expires_in)
-        except (TypeError, ValueError):
-            raise InvalidResponse("token response has a malformed expires_in") from None
+        if expires_in is not None:
+            # NaN, 1e999 or 10**20 would pass for a lifetime and overflow the
+            # first datetime they meet: refused as the malformed answer they are.
+            lifetime = bounded(expires_in, minimum=0, maximum=MAX_LIFETIME)
+            if lifetime is None:
+                raise InvalidResponse("token response has a malformed expires_in")
+            expires_in = int(lifetime)
         scope = data.get("scope") or ""
         if isinstance(scope, list):
             scope = " ".join(str(s) for s in scope)
@@ -96,7 +100,9 @@ def request_token(
         body = dict(form)
     else:
         body = {**form, "client_id": client_id, "client_secret": client_secret}
-    response = http.post(realm.token_url, data=body, headers=headers)
+    response = http.post(
+        realm.token_url, data=body, headers=headers, max_bytes=ANSWER_LIMITS["token"]
+    )
     raise_for_transient(response, "token endpoint")
     try:
         data = response.json()

@@ -5,25 +5,32 @@ callback against it, exchanges the code and validates everything France Travail
 returned, ending with a :class:`VerifiedIdentity`. ``resolve_user`` (called by
 the authentication backend) turns that identity into a Django user.
 
-Pending requests live in the database, keyed by the hash of their ``state``
-and deleted when used, so a ``state`` works once even under concurrent
-callbacks; the browser's session lists the hashes it started (capped, one per
-tab), which binds each request to the browser that made it.
+Pending requests live in a signed cookie of the browser that made them (capped,
+one per tab), until the callback: a sign-in start writes nothing on the server.
+The nonce and PKCE verifier are derived from the ``state`` with a keyed hash, so
+they are stored nowhere. The callback records the consumed state's hash (unique),
+so a ``state`` works once even under concurrent callbacks.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 import time
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
-from .. import vault
+from .. import crypto, vault
 from ..adapter import AccountAdapter, get_adapter
 from ..api.client import ApiClient
 from ..api.clients import build_client
@@ -42,7 +49,12 @@ __all__ = ["VerifiedIdentity", "complete", "resolve_user", "start"]
 
 logger = logging.getLogger("ftauth.signin")
 
-SESSION_PENDING = "ftauth_pending"
+PENDING_COOKIE = "ftauth_pending"
+PENDING_SALT = "ftauth.signin.pending"
+# Browsers keep cookies of 4096 bytes; the oldest tabs give way beyond this.
+PENDING_COOKIE_BYTES = 3800
+# A longer next URL is replaced by the default (it would not fit in the cookie).
+MAX_NEXT_URL = 1000
 
 
 class SignInError(FTAuthError):
@@ -89,6 +101,25 @@ class AccountConflict(SignInError):
     """The identity belongs to another user, or the user has another in this realm."""
 
 
+class StaffLinkRefused(AccountRefused):
+    """A staff or superuser account, signed in, met an identity it has not linked.
+
+    Linking from a signed-in session is refused for them outright (docs/security.md,
+    "Linking accounts"): whoever gets a France Travail session into an
+    administrator's browser must not gain a way to sign in as that administrator.
+    """
+
+
+class LinkOfferExpired(SignInError):
+    """The confirmation of a link came too late, from another user, or twice."""
+
+
+SESSION_LINK_OFFER = "ftauth_link_offer"
+# Seconds the signed-in user has to confirm a link: the identity's tokens wait
+# that long, encrypted, in the session.
+LINK_OFFER_TTL = 300
+
+
 def callback_uri(request: HttpRequest, realm: str) -> str:
     return request.build_absolute_uri(reverse("ftauth:callback", args=[realm]))
 
@@ -98,64 +129,172 @@ def safe_next_url(request: HttpRequest, next_url: str | None) -> str:
     return safe_url(request, next_url, get_settings().login_redirect_url)
 
 
-def _pending_list(request: HttpRequest) -> list[list[Any]]:
-    now = time.time()
-    pending = request.session.get(SESSION_PENDING) or []
-    return [p for p in pending if isinstance(p, list) and len(p) == 2 and p[1] > now]
+def derive_secret(state: str, purpose: str) -> str:
+    """The nonce (``purpose="nonce"``) or PKCE verifier (``"pkce"``) of the request
+    whose state is ``state``: a keyed hash (HMAC-SHA256 under ``SECRET_KEY``), 256
+    bits, 43 characters of RFC 7636's unreserved set. Derived again at the callback,
+    so neither is stored anywhere: not in the database, not in the cookie."""
+    digest = salted_hmac(f"ftauth.signin.{purpose}", state, algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _cookie_path() -> str:
+    """The path common to ftauth's login and callback URLs (``/ftauth/``)."""
+    login = reverse("ftauth:login", args=["individu"])
+    callback = reverse("ftauth:callback", args=["individu"])
+    return os.path.commonpath([login, callback]).rstrip("/") + "/"
+
+
+def _read_pending(request: HttpRequest) -> list[list[Any]]:
+    """This browser's pending requests: ``[state hash, realm, expires at, redirect
+    URI, next URL]`` each, from its signed cookie (an unreadable one is none)."""
+    cached = getattr(request, "_ftauth_pending", None)
+    if cached is not None:
+        return cached
+    raw = request.COOKIES.get(PENDING_COOKIE)
+    pending: list[list[Any]] = []
+    if raw:
+        try:
+            data = signing.loads(raw, salt=PENDING_SALT)
+        except (signing.BadSignature, ValueError):
+            data = []
+        if isinstance(data, list):
+            pending = [
+                p
+                for p in data
+                if isinstance(p, list)
+                and len(p) == 5
+                and all(isinstance(x, str) for x in (p[0], p[1], p[3], p[4]))
+                and isinstance(p[2], int | float)
+                and not isinstance(p[2], bool)
+            ]
+    request._ftauth_pending = pending  # type: ignore[attr-defined]
+    return pending
+
+
+def _write_pending(request: HttpRequest, pending: list[list[Any]]) -> None:
+    request._ftauth_pending = pending  # type: ignore[attr-defined]
+    request._ftauth_pending_changed = True  # type: ignore[attr-defined]
+
+
+def save_pending(request: HttpRequest, response: Any) -> Any:
+    """Set (or clear) the pending cookie on ``response`` when this request changed it.
+
+    Signed (its content is this site's), HttpOnly, SameSite=Lax (France Travail's
+    redirect back is a top-level GET), Secure over HTTPS, scoped to ftauth's URLs,
+    living as long as a sign-in may take. It holds no secret: state hashes, realms,
+    expiry times, the redirect URI and where to go next.
+    """
+    if not getattr(request, "_ftauth_pending_changed", False):
+        return response
+    pending = request._ftauth_pending  # type: ignore[attr-defined]
+    path = _cookie_path()
+    if not pending:
+        response.delete_cookie(PENDING_COOKIE, path=path, samesite="Lax")
+        return response
+    value = signing.dumps(pending, salt=PENDING_SALT, compress=True)
+    while len(value) > PENDING_COOKIE_BYTES and len(pending) > 1:
+        pending = pending[1:]  # the oldest tab gives way
+        value = signing.dumps(pending, salt=PENDING_SALT, compress=True)
+    response.set_cookie(
+        PENDING_COOKIE,
+        value,
+        max_age=get_settings().pending_login_ttl,
+        path=path,
+        secure=request.is_secure(),
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 def start(request: HttpRequest, realm_name: str, next_url: str | None = None) -> str:
-    """Record a pending request for this browser; return the authorize URL."""
+    """Record a pending request in this browser's cookie; return the authorize URL.
+
+    Nothing is written on the server: a browser without a session that starts any
+    number of sign-ins grows no table (issue 14). The view sets the cookie
+    (:func:`save_pending`).
+    """
     conf = get_settings()
     realm = conf.realm(realm_name)
     auth = build_authorization_request(
-        realm, client_id=conf.client_id, redirect_uri=callback_uri(request, realm_name)
+        realm,
+        client_id=conf.client_id,
+        redirect_uri=callback_uri(request, realm_name),
+        derive=derive_secret,
     )
-    expires_at = timezone.now() + timedelta(seconds=conf.pending_login_ttl)
-    digest = state_hash(auth.state)
-    pending = _pending_list(request)
-    pending.append([digest, expires_at.timestamp()])
+    next_target = safe_next_url(request, next_url)
+    if len(next_target) > MAX_NEXT_URL:
+        next_target = safe_next_url(request, None)
+    now = time.time()
+    pending = [p for p in _read_pending(request) if p[2] > now]
+    pending.append(
+        [
+            state_hash(auth.state),
+            realm_name,
+            now + conf.pending_login_ttl,
+            auth.redirect_uri,
+            next_target,
+        ]
+    )
     # One pending request per tab, capped: the oldest goes first.
-    dropped, pending = pending[: -conf.pending_login_max], pending[-conf.pending_login_max :]
-    with transaction.atomic():
-        if dropped:
-            PendingAuthorization.objects.filter(state_hash__in=[d[0] for d in dropped]).delete()
-        PendingAuthorization.objects.create(
-            state_hash=digest,
-            realm=realm_name,
-            nonce=auth.nonce,
-            code_verifier=auth.code_verifier,
-            redirect_uri=auth.redirect_uri,
-            next_url=safe_next_url(request, next_url),
-            expires_at=expires_at,
-        )
-    request.session[SESSION_PENDING] = pending
+    _write_pending(request, pending[-conf.pending_login_max :])
     return auth.url
 
 
-def take_pending(request: HttpRequest, realm_name: str, state: str | None) -> PendingAuthorization:
-    """The pending request this callback answers, removed so it cannot serve twice."""
+def take_pending(request: HttpRequest, realm_name: str, state: str | None) -> PendingRequest:
+    """The pending request this callback answers, consumed so it cannot serve twice.
+
+    The cookie binds the request to this browser; the consumed state's hash, written
+    now in ``PendingAuthorization`` (unique), makes it single-use even when two
+    callbacks with the same cookie race each other or one is replayed: only the
+    callback whose insert succeeds goes on. That row holds no secret and is removed
+    by ``ftauth_purge`` once the request would have expired anyway.
+    """
     if not state:
         raise StateError("the callback carries no state")
     digest = state_hash(state)
-    pending = request.session.get(SESSION_PENDING) or []
-    mine = [p for p in pending if isinstance(p, list) and len(p) == 2 and p[0] == digest]
+    pending = _read_pending(request)
+    mine = [p for p in pending if p[0] == digest]
     if not mine:
-        raise StateError("state unknown to this browser session")
-    request.session[SESSION_PENDING] = [p for p in pending if not (p and p[0] == digest)]
-    # The browser's own record says when the request expires, even once the
-    # row is purged: the user is told it expired, not that it is unknown.
-    expired = mine[0][1] <= time.time()
-    row = PendingAuthorization.objects.filter(state_hash=digest, realm=realm_name).first()
-    # Only the request whose delete removes the row goes on: a state is
-    # single-use even when two callbacks with it race each other.
-    if row is None or PendingAuthorization.objects.filter(pk=row.pk).delete()[0] != 1:
-        if expired:
-            raise SignInExpired("the sign-in request expired")
-        raise StateError("state already used or unknown")
-    if expired or row.expires_at <= timezone.now():
+        raise StateError("state unknown to this browser")
+    _write_pending(request, [p for p in pending if p[0] != digest])
+    entry = mine[0]
+    if entry[1] != realm_name:
+        raise StateError("state of another realm")
+    if entry[2] <= time.time():
         raise SignInExpired("the sign-in request expired")
-    return row
+    try:
+        with transaction.atomic():
+            PendingAuthorization.objects.create(
+                state_hash=digest,
+                realm=realm_name,
+                nonce="",
+                code_verifier="",
+                redirect_uri=entry[3][:2000],
+                next_url="",
+                expires_at=datetime.fromtimestamp(entry[2], tz=UTC),
+            )
+    except IntegrityError:
+        raise StateError("state already used") from None
+    return PendingRequest(
+        realm=realm_name,
+        redirect_uri=entry[3],
+        next_url=entry[4],
+        nonce=derive_secret(state, "nonce"),
+        code_verifier=derive_secret(state, "pkce"),
+    )
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """What the callback needs of the request it answers (nonce and verifier derived)."""
+
+    realm: str
+    redirect_uri: str
+    next_url: str
+    nonce: str = field(repr=False)
+    code_verifier: str = field(repr=False)
 
 
 def check_callback_parameters(params: Any, provider: Provider) -> None:
@@ -265,6 +404,72 @@ def _link(
     if LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
         raise AccountConflict("this account is already linked to another identity here")
     return LinkedAccount.objects.create(user=user, realm=identity.realm, sub=identity.sub)
+
+
+def needs_link_confirmation(request: HttpRequest, identity: VerifiedIdentity) -> bool:
+    """A signed-in user met an identity linked to no one: it is linked only once they
+    confirm it (a cross-site link to the login URL must not link whatever France
+    Travail session the browser holds). Staff accounts cannot link this way."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or _linked_account(identity) is not None:
+        return False
+    if user.is_staff or user.is_superuser:
+        raise StaffLinkRefused("staff accounts are not linked from a signed-in session")
+    return True
+
+
+def offer_link(request: HttpRequest, identity: VerifiedIdentity) -> None:
+    """Keep the verified identity, encrypted, in the session until the user confirms."""
+    t = identity.tokens
+    offer = {
+        "user": request.user.pk,
+        "until": time.time() + LINK_OFFER_TTL,
+        "realm": identity.realm,
+        "sub": identity.sub,
+        "claims": identity.claims,
+        "id_token_claims": identity.id_token_claims,
+        "next_url": identity.next_url,
+        "tokens": {
+            "access_token": t.access_token,
+            "token_type": t.token_type,
+            "expires_in": t.expires_in,
+            "scope": list(t.scope),
+            "refresh_token": t.refresh_token,
+            "id_token": t.id_token,
+            "obtained_at": t.obtained_at,
+        },
+    }
+    request.session[SESSION_LINK_OFFER] = crypto.encrypt(json.dumps(offer))
+
+
+def take_link_offer(request: HttpRequest) -> VerifiedIdentity:
+    """The identity offered to this user, removed from the session (single use)."""
+    sealed = request.session.pop(SESSION_LINK_OFFER, None)
+    if not isinstance(sealed, str):
+        raise LinkOfferExpired("no link to confirm")
+    try:
+        offer = json.loads(crypto.decrypt(sealed))
+    except (FTAuthError, ValueError):
+        raise LinkOfferExpired("the link offer cannot be read") from None
+    if offer.get("user") != request.user.pk or offer.get("until", 0) <= time.time():
+        raise LinkOfferExpired("the link offer expired or is another user's")
+    t = offer["tokens"]
+    return VerifiedIdentity(
+        realm=offer["realm"],
+        sub=offer["sub"],
+        claims=offer["claims"],
+        tokens=tokens.TokenResponse(
+            access_token=t["access_token"],
+            token_type=t["token_type"],
+            expires_in=t["expires_in"],
+            scope=tuple(t["scope"]),
+            refresh_token=t["refresh_token"],
+            id_token=t["id_token"],
+            obtained_at=t["obtained_at"],
+        ),
+        id_token_claims=offer["id_token_claims"],
+        next_url=offer["next_url"],
+    )
 
 
 def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ..conf import get_settings
+from ..conf import check_sandbox_allowed, get_settings
 from ..core.errors import (
     ConfigurationError,
     FTAuthError,
@@ -34,13 +34,16 @@ from ..core.errors import (
 )
 from ..core.realms import REALM_NAMES
 from ..internal import audit
+from ..internal.framing import no_framing
 from ..internal.signin import (
     AccountConflict,
     AccountRefused,
     CallbackMismatch,
     ConsentRefused,
+    LinkOfferExpired,
     SignInCancelled,
     SignInExpired,
+    StaffLinkRefused,
     StateError,
 )
 from ..models import AuditEvent
@@ -130,6 +133,27 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
             "est déjà lié à une autre identité France Travail."
         ),
         409,
+        False,
+    ),
+    (
+        (StaffLinkRefused,),
+        _("Liaison refusée"),
+        _(
+            "Un compte d'administration ne peut pas être lié à une identité France Travail "
+            "depuis une session ouverte. Déconnectez-vous d'abord, ou demandez à un autre "
+            "administrateur."
+        ),
+        403,
+        False,
+    ),
+    (
+        (LinkOfferExpired,),
+        _("Liaison expirée"),
+        _(
+            "Cette demande de liaison a expiré ou a déjà servi. Rien n'a été lié : "
+            "recommencez la connexion avec France Travail."
+        ),
+        400,
         False,
     ),
     (
@@ -271,14 +295,17 @@ def ftauth_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     A ``realm`` in the URL that names no realm is a 404 before anything looks it up
     (no NUL byte or megabyte reaches a query); a request whose body cannot be read
     is a 400; settings that cannot be loaded (reported by ``manage.py check``) are
-    a 503 page and one error line, not a traceback per request.
+    a 503 page and one error line, not a traceback per request. Every answer
+    refuses to be framed (``internal.framing``).
     """
 
     @wraps(view)
+    @no_framing
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if "realm" in kwargs and kwargs["realm"] not in REALM_NAMES:
             raise Http404("unknown realm")
         try:
+            check_sandbox_allowed()
             return view(request, *args, **kwargs)
         except UNREADABLE as exc:
             logger.info("unreadable request to %s: %s", request.path, type(exc).__name__)

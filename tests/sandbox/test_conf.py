@@ -59,6 +59,9 @@ def test_refusal_says_why():
 
 def test_app_ready_runs_the_check(settings):
     settings.DEBUG = False
+    settings.FTAUTH = {
+        k: v for k, v in settings.FTAUTH.items() if k != "SANDBOX_ALLOW_WITHOUT_DEBUG"
+    }
     settings.FTAUTH_SANDBOX = {}
     with pytest.raises(ImproperlyConfigured):
         apps.get_app_config("ftauth_sandbox").ready()

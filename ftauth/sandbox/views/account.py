@@ -8,6 +8,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
+from ftauth.internal.framing import no_framing
+
 from ..clients import registered_clients
 from ..consents import withdraw_consent
 from ..directory import HOST_REALMS, get_persona, personas_of, scope_label
@@ -16,6 +18,7 @@ from ..sessions import current_login, set_cookie, sign_in, sign_out
 from .common import error_page
 
 
+@no_framing
 @never_cache
 @csrf_protect
 def consents(request: HttpRequest, host: str) -> HttpResponse:

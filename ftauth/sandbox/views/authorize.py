@@ -22,6 +22,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
+from ftauth.internal.framing import no_framing
+
 from ..directory import Persona, get_persona, personas_of, scope_label
 from ..models import Consent, LoginSession
 from ..server import SandboxRequest, server
@@ -41,6 +43,7 @@ def _csrf_refused(request: HttpRequest) -> bool:
     )
 
 
+@no_framing
 @never_cache
 @csrf_exempt  # checked by _csrf_refused below, with a page of our own
 @ensure_csrf_cookie

@@ -14,6 +14,8 @@ from django.views.decorators.csrf import csrf_exempt
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from ftauth.internal.framing import no_framing
+
 from ..clients import get_client
 from ..conf import get_sandbox_settings
 from ..consents import end_login_session
@@ -34,6 +36,7 @@ from .common import json_response, oauth_error, served_site
 logger = logging.getLogger("ftauth.sandbox")
 
 
+@no_framing
 def index(request: HttpRequest) -> HttpResponse:
     """A page for humans: the hosts, realms and personas of the sandbox."""
     hosts = [
@@ -154,6 +157,7 @@ def token(request: HttpRequest, host: str) -> HttpResponse:
     return get_sandbox_settings().hooks.token_endpoint(request, answer)
 
 
+@no_framing
 @never_cache
 def end_session(request: HttpRequest, host: str) -> HttpResponse:
     """RP-initiated logout, France Travail style (``redirect_uri``, not ``post_logout_...``)."""
