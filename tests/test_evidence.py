@@ -147,6 +147,20 @@ def test_an_unrelated_apis_401_withdraws_nothing(site, hooks, settings, revocati
     assert_consent_stands(account, revocations)
 
 
+def test_without_userinfo_only_the_refresh_is_a_witness(site, hooks, settings, revocations):
+    """A realm whose userinfo is switched off: its refresh is its witness, no API's 401 is."""
+    (user,) = devices(site, 1)
+    account = account_of()
+    conf = settings.FTAUTH
+    realms = {**conf["REALMS"], "individu": {**conf["REALMS"]["individu"], "fetch_userinfo": False}}
+    settings.FTAUTH = {**conf, "REALMS": realms}
+    hooks.api_status["peconnect-individu"] = 401  # userinfo, no longer the witness
+    assert call(user, USERINFO) == {"error": "ApiError", "status": 401}
+    assert Grant.objects.filter(account=account).exists()
+    assert not AuditEvent.objects.filter(account=account, kind="grant_ended").exists()
+    assert_consent_stands(account, revocations)
+
+
 def test_an_unrelated_401_after_a_real_withdrawal_is_judged_by_the_witness(
     site, hooks, settings, revocations
 ):

@@ -315,27 +315,27 @@ def _deadline_passed() -> bool:
     return call is not None and call.expired
 
 
-class _DeadlineConnection(HTTPConnection):
+class _Watched:
     """A connection whose socket the current call's watchdog can shut down:
     registered when it connects, and again for each request on a pooled one."""
 
+    sock: socket.socket | None
+
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _watch_socket(self.sock)
 
-    def getresponse(self) -> Any:  # type: ignore[override]
+    def getresponse(self) -> Any:
         _watch_socket(self.sock)
-        return super().getresponse()
+        return super().getresponse()  # type: ignore[misc]
 
 
-class _DeadlineHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch_socket(self.sock)
+class _DeadlineConnection(_Watched, HTTPConnection):
+    pass
 
-    def getresponse(self) -> Any:  # type: ignore[override]
-        _watch_socket(self.sock)
-        return super().getresponse()
+
+class _DeadlineHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPPool(HTTPConnectionPool):

@@ -13,7 +13,7 @@ admin ending that grant proceeds at once instead of waiting for France Travail
 timeout, and kept a transaction idle during network I/O, which PgBouncer's
 transaction pooling and ``idle_in_transaction_session_timeout`` do not allow).
 The others poll until the lease is released or expires. The lease outlasts the
-token request's own deadline (its timeouts plus a margin).
+token request's wall-clock deadline (``HTTP_DEADLINE``, retries included) by a margin.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class Lease:
 
 
 def lease_duration() -> timedelta:
-    conf = get_settings()
-    return timedelta(seconds=conf.http_connect_timeout + conf.http_read_timeout + LEASE_MARGIN)
+    """Longer than the token request can last: its wall-clock deadline bounds it."""
+    return timedelta(seconds=get_settings().http_deadline + LEASE_MARGIN)
 
 
 @contextmanager
