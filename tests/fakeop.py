@@ -101,6 +101,9 @@ class FakeOP:
         self.failures: list[tuple[str, int, dict[str, str], Any]] = []
         self.token_delay = 0.0
         self.userinfo_delay = 0.0
+        # Bumped by reset(): a request still sleeping in a delay when its test ended
+        # must not consume the next test's scripted failures.
+        self.generation = 0
         self.refreshed_claims: dict[str, Any] = {}
         # Test-only misbehaviour: refreshed ID tokens signed with this key (under the
         # published key's kid), i.e. a bad signature.
@@ -145,6 +148,7 @@ class FakeOP:
             self.requests.clear()
             self.issued.clear()
             self.failures.clear()
+            self.generation += 1
             self.token_delay = 0.0
             self.userinfo_delay = 0.0
             self.refreshed_claims = {}
@@ -324,9 +328,12 @@ class FakeOP:
         return None
 
     def _token(self, form: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        generation = self.generation
         if self.token_delay:
             time.sleep(self.token_delay)
         with self.lock:
+            if generation != self.generation:
+                return 503, {}, {"error": "server_error"}  # a straggler of an ended test
             failure = self._failure("token") or self.token_script
             if failure:
                 return failure
@@ -353,9 +360,12 @@ class FakeOP:
         return 400, {}, {"error": "unsupported_grant_type"}
 
     def _userinfo(self, authorization: str) -> tuple[int, dict[str, str], Any]:
+        generation = self.generation
         if self.userinfo_delay:
             time.sleep(self.userinfo_delay)
         with self.lock:
+            if generation != self.generation:
+                return 503, {}, {"error": "server_error"}  # a straggler of an ended test
             failure = self._failure("userinfo")
             if failure:
                 return failure

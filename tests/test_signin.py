@@ -167,6 +167,17 @@ def test_expired_state_is_400_without_token_request(client, idp):
     assert not idp.token_requests()
 
 
+def test_pending_cookie_outlives_its_requests_so_a_late_return_says_expired(client, settings):
+    """A browser drops a cookie at its Max-Age: one equal to the TTL would turn every
+    late return into "unknown request" instead of "expired"."""
+    from ftauth.internal.signin import PENDING_COOKIE
+
+    settings.FTAUTH = {**settings.FTAUTH, "PENDING_LOGIN_TTL": 60}
+    response = client.get("/ftauth/login/individu/")
+    assert response.status_code == 302
+    assert int(response.cookies[PENDING_COOKIE]["max-age"]) > 60
+
+
 def test_state_from_another_browser_is_refused(client, idp, django_user_model):
     from django.test import Client
 

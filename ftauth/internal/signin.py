@@ -53,6 +53,9 @@ PENDING_COOKIE = "ftauth_pending"
 PENDING_SALT = "ftauth.signin.pending"
 # Browsers keep cookies of 4096 bytes; the oldest tabs give way beyond this.
 PENDING_COOKIE_BYTES = 3800
+# The cookie outlives its requests by this much, so that a browser coming back
+# late is told its sign-in expired rather than that it is unknown.
+PENDING_COOKIE_GRACE = 3600
 # A longer next URL is replaced by the default (it would not fit in the cookie).
 MAX_NEXT_URL = 1000
 
@@ -182,7 +185,8 @@ def save_pending(request: HttpRequest, response: Any) -> Any:
 
     Signed (its content is this site's), HttpOnly, SameSite=Lax (France Travail's
     redirect back is a top-level GET), Secure over HTTPS, scoped to ftauth's URLs,
-    living as long as a sign-in may take. It holds no secret: state hashes, realms,
+    living an hour longer than a sign-in may take (an expired
+    request is then reported as expired). It holds no secret: state hashes, realms,
     expiry times, the redirect URI and where to go next.
     """
     if not getattr(request, "_ftauth_pending_changed", False):
@@ -199,7 +203,7 @@ def save_pending(request: HttpRequest, response: Any) -> Any:
     response.set_cookie(
         PENDING_COOKIE,
         value,
-        max_age=get_settings().pending_login_ttl,
+        max_age=get_settings().pending_login_ttl + PENDING_COOKIE_GRACE,
         path=path,
         secure=request.is_secure(),
         httponly=True,
