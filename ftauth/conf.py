@@ -71,6 +71,7 @@ CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "PENDING_LOGIN_MAX": _positive(typed.as_int, minimum=1),
     "CLOCK_LEEWAY": typed.as_int,
     "ID_TOKEN_MAX_AGE": _positive(typed.as_int, minimum=1),
+    "TRUSTED_AUDIENCES": typed.as_str_tuple,
     "JWKS_CACHE_TTL": _positive(typed.as_int, minimum=1),
     "JWKS_REFETCH_INTERVAL": typed.as_int,
     "HTTP_CONNECT_TIMEOUT": _positive(typed.as_float, strict=True),
@@ -111,6 +112,8 @@ class FTAuthSettings:
     pending_login_max: int = 5
     clock_leeway: int = 60
     id_token_max_age: int = ID_TOKEN_LIFETIME
+    # Client ids besides ours an ID token or logout token may list in ``aud``.
+    trusted_audiences: tuple[str, ...] = ()
     jwks_cache_ttl: int = 3600
     jwks_refetch_interval: int = 60
     http_connect_timeout: float = 5.0

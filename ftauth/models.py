@@ -160,10 +160,14 @@ class AccountSession(models.Model):
 
 
 class PendingAuthorization(models.Model):
-    """An authorization request sent to France Travail and not yet answered.
+    """The hash of a ``state`` a callback consumed: a ``state`` works once.
 
-    Looked up by the hash of ``state`` and deleted on use, so a ``state`` works
-    once; bound to the browser by the list of state hashes kept in its session.
+    The pending request itself lives in the browser's signed cookie until its
+    callback (``internal.signin``); the callback inserts this row (``state_hash``
+    is unique), so a replay or a concurrent twin stops before the token request.
+    ``nonce``, ``code_verifier`` and ``next_url`` stay empty: the nonce and the
+    verifier are derived from the state, stored nowhere. ``ftauth_purge`` removes
+    a row once its request would have expired anyway.
     """
 
     state_hash = models.CharField(max_length=64, unique=True)

@@ -40,6 +40,7 @@ MODES = frozenset(
         "id_token_wrong_iss",
         "id_token_wrong_aud",
         "id_token_multi_aud_no_azp",
+        "id_token_untrusted_extra_aud",
         "id_token_wrong_azp",
         "id_token_expired",
         "id_token_iat_future",
@@ -124,6 +125,9 @@ class Tamper(SandboxHooks):
         elif "id_token_multi_aud_no_azp" in modes:
             claims["aud"] = [client.client_id, OTHER_CLIENT]
             del claims["azp"]
+        elif "id_token_untrusted_extra_aud" in modes:
+            claims["aud"] = [client.client_id, OTHER_CLIENT]
+            claims["azp"] = client.client_id
         elif "id_token_wrong_azp" in modes:
             claims["aud"] = [client.client_id, OTHER_CLIENT]
             claims["azp"] = OTHER_CLIENT

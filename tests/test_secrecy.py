@@ -74,3 +74,52 @@ def test_no_token_in_logs_or_errors_through_the_whole_lifecycle(fakeop, settings
             assert part not in logged
         assert token not in "\n".join(errors)
         assert token not in "\n".join(reprs)
+
+
+class _BrokenAdapter:
+    """A project's adapter with a bug, raised after the code was exchanged."""
+
+    def __new__(cls):
+        from ftauth.adapter import AccountAdapter
+
+        class Broken(AccountAdapter):
+            def create_user(self, request, identity):
+                raise RuntimeError("a bug in the project's adapter")
+
+        return Broken()
+
+
+def test_the_debug_page_of_a_crash_in_the_callback_lists_no_secret(fakeop, settings):
+    """With DEBUG on, Django's technical 500 page shows the query string, the POST body,
+    the Referer and every frame's variables: none of the sign-in's secrets may be there."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from ftauth.internal.signin import derive_secret
+    from tests.fakeop import CLIENT_SECRET
+
+    settings.DEBUG = True
+    settings.FTAUTH = {**settings.FTAUTH, "ACCOUNT_ADAPTER": f"{__name__}._BrokenAdapter"}
+    browser = Client(raise_request_exception=False)
+    start = browser.get("/ftauth/login/individu/")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(start["Location"]).query).items()}
+    state = params["state"]
+    code = fakeop.authorize("sub-debug-page", "individu", nonce=params["nonce"])
+    page = browser.get(
+        "/ftauth/callback/individu/",
+        {"code": code, "state": state, "iss": fakeop.issuer("individu")},
+        HTTP_REFERER=f"http://testserver/sandbox/consent?nonce={params['nonce']}",
+    )
+    text = page.content.decode()
+    assert page.status_code == 500
+    assert "a bug in the project&#x27;s adapter" in text  # the developer's page, still useful
+    assert fakeop.issued, "the code was exchanged before the adapter ran"
+    secrets = {
+        "code": code,
+        "state": state,
+        "nonce": params["nonce"],
+        "verifier": derive_secret(state, "pkce"),
+        "client secret": CLIENT_SECRET,
+        **{f"token {i}": token for i, token in enumerate(fakeop.issued)},
+    }
+    shown = [name for name, value in secrets.items() if value in text]
+    assert not shown, f"the DEBUG page shows: {shown}"

@@ -72,6 +72,7 @@ TAMPERED = {
     "id_token_wrong_iss": 400,
     "id_token_wrong_aud": 400,
     "id_token_multi_aud_no_azp": 400,
+    "id_token_untrusted_extra_aud": 400,
     "id_token_wrong_azp": 400,
     "id_token_expired": 400,
     "id_token_iat_future": 400,
@@ -109,3 +110,14 @@ def test_tampered_response_is_refused_with_a_clear_page(sandbox, settings, tampe
     assert not get_user_model().objects.exists()
     if mode == "token_endpoint_429":
         assert "7" in page.text
+
+
+def test_an_audience_the_site_trusts_is_accepted(sandbox, settings, tamper):
+    """TRUSTED_AUDIENCES is the one way to accept an ID token that names another client."""
+    from .tamper import OTHER_CLIENT
+
+    tamper("id_token_untrusted_extra_aud")
+    settings.FTAUTH = {**settings.FTAUTH, "TRUSTED_AUDIENCES": [OTHER_CLIENT]}
+    user = ScriptedUser(sandbox)
+    user.sign_in("individu")
+    assert signed_in(user)

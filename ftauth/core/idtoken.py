@@ -40,10 +40,19 @@ def audiences(claims: Claims) -> list[str]:
     raise TokenValidationError("aud", "aud missing or malformed")
 
 
-def check_audience(claims: Claims, client_id: str) -> None:
-    """Step 3: ``aud`` contains our client id."""
-    if client_id not in audiences(claims):
+def check_audience(claims: Claims, client_id: str, trusted: Collection[str] = ()) -> None:
+    """Step 3: ``aud`` contains our client id, and no audience we do not trust.
+
+    OIDC Core 3.1.3.7 step 3: the token "MUST be rejected if [it] does not list
+    the Client as a valid audience, or if it contains additional audiences not
+    trusted by the Client". ``trusted`` (``TRUSTED_AUDIENCES``) names the others
+    a site accepts; France Travail issues single-audience tokens.
+    """
+    listed = audiences(claims)
+    if client_id not in listed:
         raise TokenValidationError("aud", "token is not meant for this client")
+    if any(aud != client_id and aud not in trusted for aud in listed):
+        raise TokenValidationError("aud", "token is also meant for an untrusted audience")
 
 
 def check_authorized_party(claims: Claims, client_id: str) -> None:
@@ -123,6 +132,8 @@ class IdTokenRules:
     allowed_algorithms: Collection[str]
     leeway: int = 60
     max_age: int = ID_TOKEN_LIFETIME
+    # Audiences besides ours that an ID token may also list (step 3).
+    trusted_audiences: Collection[str] = ()
 
 
 def validate_claims(
@@ -139,7 +150,7 @@ def validate_claims(
     """
     now = time.time() if now is None else now
     check_issuer(claims, rules.issuer)
-    check_audience(claims, rules.client_id)
+    check_audience(claims, rules.client_id, rules.trusted_audiences)
     check_authorized_party(claims, rules.client_id)
     check_expiry(claims, now, rules.leeway)
     check_issued_at(claims, now, rules.leeway, rules.max_age)

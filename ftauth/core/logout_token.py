@@ -10,7 +10,7 @@ the ``jti`` must be remembered, and the caller refuses one it has seen.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,7 @@ def validate_logout_claims(
     *,
     issuer: str,
     client_id: str,
+    trusted_audiences: Collection[str] = (),
     leeway: int = 60,
     max_age: int = LOGOUT_TOKEN_MAX_AGE,
     now: float | None = None,
@@ -96,7 +97,7 @@ def validate_logout_claims(
     """Steps 4 to 7 of section 2.6 on signature-checked claims, in order."""
     now = time.time() if now is None else now
     check_issuer(claims, issuer)
-    check_audience(claims, client_id)
+    check_audience(claims, client_id, trusted_audiences)  # step 3: as in ID tokens
     check_issued_at(claims, now, leeway, max_age)  # step 4, the ID tokens' rule
     check_expiry_if_present(claims, now, leeway)
     check_subject_or_session(claims)

@@ -73,6 +73,7 @@ class Provider:
             allowed_algorithms=self.realm.id_token_algorithms,
             leeway=self.conf.clock_leeway,
             max_age=self.conf.id_token_max_age,
+            trusted_audiences=self.conf.trusted_audiences,
         )
 
     def decode_jwt(self, token: str) -> dict[str, Any]:

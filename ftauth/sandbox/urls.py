@@ -6,6 +6,7 @@ realms employeur and partenaire, ``api/`` stands for api.francetravail.io.
 
 from django.urls import path, re_path
 
+from ..internal.debug import secret_free_errors
 from ..middleware import consent_exempt
 from .views import account, api, authorize, identity
 
@@ -57,5 +58,6 @@ urlpatterns = [
 
 # The sandbox stands in for France Travail's own site: the consent checks of the
 # site it is mounted in must not act on its pages (it shares their session cookie).
+# Its error reports (the DEBUG page the demo shows) mask secrets as ftauth's do.
 for _pattern in urlpatterns:
-    _pattern.callback = consent_exempt(_pattern.callback)
+    _pattern.callback = consent_exempt(secret_free_errors(_pattern.callback))

@@ -34,6 +34,7 @@ from ..core.errors import (
 )
 from ..core.realms import REALM_NAMES
 from ..internal import audit
+from ..internal.debug import secret_free_errors
 from ..internal.framing import no_framing
 from ..internal.signin import (
     AccountConflict,
@@ -296,11 +297,13 @@ def ftauth_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     (no NUL byte or megabyte reaches a query); a request whose body cannot be read
     is a 400; settings that cannot be loaded (reported by ``manage.py check``) are
     a 503 page and one error line, not a traceback per request. Every answer
-    refuses to be framed (``internal.framing``).
+    refuses to be framed (``internal.framing``), and the report of an error that
+    escapes anyway carries no secret (``internal.debug``).
     """
 
     @wraps(view)
     @no_framing
+    @secret_free_errors
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if "realm" in kwargs and kwargs["realm"] not in REALM_NAMES:
             raise Http404("unknown realm")

@@ -108,6 +108,7 @@ def backchannel_logout(request: HttpRequest, realm: str) -> HttpResponse:
             claims,
             issuer=provider.metadata().issuer,
             client_id=conf.client_id,
+            trusted_audiences=conf.trusted_audiences,
             leeway=conf.clock_leeway,
         )
         ended = _logout_named_grants(realm, logout_request)

@@ -1,5 +1,6 @@
 """OIDC Core 3.1.3.7, one test per rule: each fails if its check is removed."""
 
+import dataclasses
 import time
 
 import pytest
@@ -98,13 +99,23 @@ def test_rejects_id_token_without_audience(key):
     assert_rule("aud", sign(claims(aud=None), key), JwksSource(jwks_of(key)))
 
 
+TRUSTING = dataclasses.replace(RULES, trusted_audiences=("other",))
+
+
 def test_rejects_several_audiences_without_azp(key):
-    assert_rule("azp", sign(claims(aud=[CLIENT_ID, "other"]), key), JwksSource(jwks_of(key)))
+    token = sign(claims(aud=[CLIENT_ID, "other"]), key)
+    assert_rule("azp", token, JwksSource(jwks_of(key)), rules=TRUSTING)
 
 
-def test_accepts_several_audiences_with_our_azp(key):
+def test_rejects_an_untrusted_extra_audience_even_with_our_azp(key):
+    """Step 3: "contains additional audiences not trusted by the Client": rejected."""
     token = sign(claims(aud=[CLIENT_ID, "other"], azp=CLIENT_ID), key)
-    assert validate(token, JwksSource(jwks_of(key)))["azp"] == CLIENT_ID
+    assert_rule("aud", token, JwksSource(jwks_of(key)))
+
+
+def test_accepts_a_trusted_extra_audience_with_our_azp(key):
+    token = sign(claims(aud=[CLIENT_ID, "other"], azp=CLIENT_ID), key)
+    assert validate(token, JwksSource(jwks_of(key)), rules=TRUSTING)["azp"] == CLIENT_ID
 
 
 def test_rejects_azp_of_another_client(key):

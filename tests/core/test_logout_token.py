@@ -30,8 +30,10 @@ def claims(**changes):
     return {k: v for k, v in base.items() if v is not None}
 
 
-def validate(values):
-    return validate_logout_claims(values, issuer=ISSUER, client_id="client", leeway=60, now=NOW)
+def validate(values, trusted=("other",)):
+    return validate_logout_claims(
+        values, issuer=ISSUER, client_id="client", trusted_audiences=trusted, leeway=60, now=NOW
+    )
 
 
 def test_valid_claims_name_whose_sessions_end():
@@ -49,7 +51,7 @@ def test_valid_claims_name_whose_sessions_end():
 @pytest.mark.parametrize(
     "values",
     [claims(sid=None), claims(sub=None), claims(exp=None), claims(aud=["other", "client"])],
-    ids=["sub-only", "sid-only", "no-exp", "audience-list"],
+    ids=["sub-only", "sid-only", "no-exp", "trusted-audience-list"],
 )
 def test_accepted_variants(values):
     request = validate(values)
@@ -112,3 +114,10 @@ def test_iat_is_the_id_tokens_rule(iat):
         with pytest.raises(TokenValidationError) as info:
             check()
         assert info.value.rule == "iat"
+
+
+def test_an_untrusted_extra_audience_is_refused():
+    """Section 2.6 step 3: ``aud`` validated as in ID tokens (OIDC Core 3.1.3.7 step 3)."""
+    with pytest.raises(TokenValidationError) as excinfo:
+        validate(claims(aud=["other", "client"]), trusted=())
+    assert excinfo.value.rule == "aud"

@@ -68,6 +68,13 @@ def test_id_token_multi_aud_no_azp(flow, sandbox, tamper):
     assert "azp" not in claims
 
 
+def test_id_token_untrusted_extra_aud(flow, sandbox, tamper):
+    tamper("id_token_untrusted_extra_aud")
+    claims = verify(sandbox, "individu", _id_token(flow)[1]["id_token"])
+    assert claims["aud"] == [CLIENT_ID, OTHER_CLIENT]
+    assert claims["azp"] == CLIENT_ID
+
+
 def test_id_token_wrong_azp(flow, sandbox, tamper):
     tamper("id_token_wrong_azp")
     claims = verify(sandbox, "individu", _id_token(flow)[1]["id_token"])

@@ -341,3 +341,23 @@ def test_id_token_carries_the_persona_claims_of_the_scopes(flow, sandbox):
     narrow = flow("individu", scope="openid").tokens()
     only_sub = verify(sandbox, "individu", narrow["id_token"])
     assert "email" not in only_sub and "given_name" not in only_sub
+
+
+def test_the_debug_page_of_a_crash_at_the_token_endpoint_lists_no_secret(flow, sandbox, settings):
+    """The demo runs with DEBUG on: a bug at the sandbox's token endpoint must not
+    show the client secret, the code or the verifier the request carried."""
+    from ftauth.sandbox.hooks import SandboxHooks
+
+    class Broken(SandboxHooks):
+        def token_endpoint(self, request, answer):
+            raise RuntimeError("a bug at the token endpoint")
+
+    f = flow("individu")
+    code = f.sign_in()["code"]
+    settings.DEBUG = True
+    settings.FTAUTH_SANDBOX = {**getattr(settings, "FTAUTH_SANDBOX", {}), "HOOKS": Broken()}
+    response = f.exchange(code)
+    assert response.status_code == 500
+    assert "a bug at the token endpoint" in response.text  # Django's page for the developer
+    shown = [s for s in (CLIENT_SECRET, code, f.verifier) if s in response.text]
+    assert not shown
