@@ -8,12 +8,18 @@ never a 500 (the test client re-raises what a view lets escape).
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ftauth.core.http import parse_retry_after
+from ftauth.core.numbers import MAX_LIFETIME
 from ftauth.models import ConsumedLogoutToken, Grant
 from tests.fakeop import Raw
 from tests.idp import sign_in
@@ -109,3 +115,76 @@ def test_absurd_quota_headers_are_ignored(client, idp):
     )
     _, response = sign_in(client, idp)
     assert response.status_code == 302
+
+
+# --- property tests: any number, in any field ------------------------------------------
+
+
+def is_time(value) -> bool:
+    """The test's own oracle (not ftauth's): a finite JSON number a datetime can hold."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and 0 <= value <= 253_402_300_799
+    except OverflowError:
+        return False
+
+
+FEW = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+# What JSON can carry where a number belongs: any int (Python reads any size), any
+# float, the literals Python's json accepts, numeric and other strings, null, booleans.
+numbers = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.integers(min_value=-(10**10), max_value=10**10).map(lambda n: NOW + n),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([Raw("1e999"), Raw("-1e999"), Raw("NaN"), Raw("Infinity"), Raw("1e308")]),
+    st.from_regex(r"\A-?[0-9]{1,25}(\.[0-9]{0,5})?\Z").map(str),
+    st.sampled_from(["", "soon", "nan", "inf", None, True, False, [], {}]),
+)
+
+
+@FEW
+@given(expires_in=numbers)
+def test_any_expires_in_signs_in_with_a_sane_expiry_or_is_refused(fakeop, expires_in):
+    fakeop.token_fields = {"expires_in": expires_in}
+    browser = Client()
+    before = timezone.now()
+    _, response = sign_in(browser, fakeop)  # a 500 would raise here
+    assert response.status_code in (302, 400), response.status_code
+    if response.status_code == 302:
+        expires_at = Grant.objects.latest("pk").expires_at  # this sign-in's grant
+        assert before <= expires_at <= timezone.now() + timedelta(seconds=MAX_LIFETIME)
+    else:
+        assert "_auth_user_id" not in browser.session
+
+
+@FEW
+@given(claim=st.sampled_from(["exp", "iat", "auth_time"]), value=numbers)
+def test_an_id_token_signs_in_only_with_times_that_are_times(fakeop, claim, value):
+    fakeop.claim_overrides = {claim: value}
+    browser = Client()
+    _, response = sign_in(browser, fakeop)
+    assert response.status_code in (302, 400), response.status_code
+    if response.status_code == 302:
+        now = time.time()
+        # None leaves the claim out: auth_time is optional (OIDC Core 2), exp and iat not.
+        assert is_time(value) or (claim == "auth_time" and value is None)
+        if claim == "exp":
+            assert value > now - 120
+        elif value is not None:
+            assert value <= now + 120
+
+
+@FEW
+@given(claim=st.sampled_from(["iat", "exp"]), value=numbers)
+def test_a_logout_token_with_any_number_is_answered_never_a_500(fakeop, claim, value):
+    token = fakeop.logout_token(**{claim: value})
+    response = Client().post("/ftauth/backchannel-logout/individu/", {"logout_token": token})
+    assert response.status_code in (200, 400), response.status_code
+    if response.status_code == 200:
+        # None leaves the claim out: a logout token's exp is optional (section 2.4).
+        assert is_time(value) or (claim == "exp" and value is None)
