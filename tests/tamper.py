@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -79,9 +80,14 @@ def sign_with_unpublished_key(claims: dict[str, Any], realm: str, *, real_kid: b
 
 
 class Tamper(SandboxHooks):
-    """The sandbox with ``modes`` switched on; ``slow_seconds`` for ``token_endpoint_slow``."""
+    """The sandbox with ``modes`` switched on.
 
-    def __init__(self, *modes: str, slow_seconds: float = 3.0) -> None:
+    ``token_endpoint_slow`` holds the token request until :meth:`release` (the test
+    has its answer) or ``slow_seconds`` at most: a timeout is tested against a server
+    that waits for an event, never in a race with a short delay (a busy machine).
+    """
+
+    def __init__(self, *modes: str, slow_seconds: float = 30.0) -> None:
         unknown = set(modes) - MODES
         if unknown:
             raise ValueError(
@@ -90,6 +96,11 @@ class Tamper(SandboxHooks):
             )
         self.modes = frozenset(modes)
         self.slow_seconds = slow_seconds
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        """Let a held token request go on (its client has given up by now)."""
+        self.released.set()
 
     def authorization_params(
         self, params: list[tuple[str, str]], *, site: RealmSite, client: SandboxClient
@@ -172,7 +183,7 @@ class Tamper(SandboxHooks):
                 content_type="text/html; charset=utf-8",
             )
         if "token_endpoint_slow" in modes:
-            time.sleep(self.slow_seconds)
+            self.released.wait(self.slow_seconds)
         response = answer()
         if "token_response_wrong_nonce" in modes and response.status_code == 200:
             # The nonce France Travail repeats at the top of the code exchange's answer.
@@ -195,9 +206,16 @@ def tamper(settings):
     The other ``FTAUTH_SANDBOX`` options of the test are kept.
     """
 
-    def switch(*modes: str, slow_seconds: float = 3.0) -> None:
+    made: list[Tamper] = []
+
+    def switch(*modes: str, slow_seconds: float = 30.0) -> Tamper:
         current = getattr(settings, "FTAUTH_SANDBOX", None)
         options = dict(current) if isinstance(current, Mapping) else {}
-        settings.FTAUTH_SANDBOX = {**options, "HOOKS": Tamper(*modes, slow_seconds=slow_seconds)}
+        hooks = Tamper(*modes, slow_seconds=slow_seconds)
+        made.append(hooks)
+        settings.FTAUTH_SANDBOX = {**options, "HOOKS": hooks}
+        return hooks
 
-    return switch
+    yield switch
+    for hooks in made:  # no server thread outlives its test
+        hooks.release()

@@ -184,7 +184,9 @@ def test_refreshed_id_token_with_another_sub_is_refused(fakeop):
     assert "refresh_sub" in event.detail["why"]
 
 
-def test_refreshed_id_token_with_another_audience_is_refused(fakeop):
+def test_refreshed_id_token_with_another_audience_is_refused(fakeop, settings):
+    """OIDC Core 12.2: the same ``aud``, even when the new one is trusted (step 3 passes)."""
+    settings.FTAUTH = {**settings.FTAUTH, "TRUSTED_AUDIENCES": ["another-client"]}
     account = linked_with_tokens(fakeop)
     fakeop.refreshed_claims = {"aud": ["ftauth-tests", "another-client"], "azp": "ftauth-tests"}
     expire_soon(account)
