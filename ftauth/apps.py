@@ -9,4 +9,6 @@ class FTAuthConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system checks, the settings reset and the auth signal receivers.
-        from . import checks, conf, signals  # noqa: F401
+        from . import checks, conf, metrics, signals  # noqa: F401
+
+        metrics.connect()

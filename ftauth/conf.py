@@ -93,6 +93,7 @@ CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "APPLICATION_SCOPES": typed.as_str_tuple,
     "REFRESH_MARGIN": typed.as_int,
     "AUDIT_RETENTION_DAYS": typed.as_int,
+    "METRICS_TOKEN": typed.as_str,
 }
 KNOWN_KEYS = {*CONVERTERS, "REALMS"}
 
@@ -139,6 +140,8 @@ class FTAuthSettings:
     # Refresh an access token this many seconds before it expires.
     refresh_margin: int = 60
     audit_retention_days: int = 365
+    # The bearer token of ftauth.metrics.metrics_view (empty: the view is a 404).
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def enabled_realms(self) -> dict[str, Realm]:

@@ -11,6 +11,19 @@ evidence nothing but a withdrawal produces, as far as France Travail's
 interface lets ftauth tell (docs/security.md, "A verdict needs evidence").
 Receivers run synchronously; an exception in one of them
 does not stop the others (``send_robust``) and is logged.
+
+Two more signals let a site route what ftauth does to its own monitoring
+(``ftauth.metrics`` turns them into Prometheus metrics when ``prometheus_client``
+is installed):
+
+- ``event``: each audit event, once its transaction committed, with ``kind`` (an
+  :class:`~ftauth.models.AuditEvent.Kind` value: ``linked`` is a first sign-in,
+  ``signed_in`` a returning one, ``sign_in_failed``, ``tokens_refreshed``,
+  ``grant_ended``, ``consent_revoked``, ``backchannel_logout``...), ``realm``,
+  ``account`` (or ``None``) and ``detail`` (the event's short facts, never a token);
+- ``france_travail_call``: each call ftauth made to France Travail, with ``kind``
+  (``discovery``, ``jwks``, ``token``, ``userinfo``, ``api``), ``status`` (the HTTP
+  status, ``None`` when no answer came) and ``seconds`` (the call's duration).
 """
 
 from __future__ import annotations
@@ -21,6 +34,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import Signal, receiver
 
 consent_revoked = Signal()
+event = Signal()
+france_travail_call = Signal()
 
 
 @receiver(user_logged_out, dispatch_uid="ftauth.forget_session")

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .errors import FTAuthError, InvalidResponse, TransportError
-from .http import ANSWER_LIMITS, HttpClient
+from .http import HttpClient
 from .jwt import is_usable_jwks
 from .realms import Realm
 
@@ -63,7 +63,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _fetch_json(http: HttpClient, url: str, kind: str) -> dict[str, Any]:
-    response = http.get(url, headers={"Accept": "application/json"}, max_bytes=ANSWER_LIMITS[kind])
+    response = http.get(url, headers={"Accept": "application/json"}, kind=kind)
     if response.status_code != 200:
         raise TransportError(f"{url} answered {response.status_code}", status=response.status_code)
     try:

@@ -69,6 +69,19 @@ ANSWER_LIMITS = {
 }
 DEFAULT_ANSWER_LIMIT = 1 * KIB * KIB
 
+# Called after every call with (kind, status or None when no answer came, seconds):
+# how ftauth.metrics sees each France Travail call without this module knowing Django.
+Observer = Callable[[str, int | None, float], None]
+OBSERVERS: list[Observer] = []
+
+
+def _observe(kind: str, status: int | None, seconds: float) -> None:
+    for observer in list(OBSERVERS):
+        try:
+            observer(kind, status, seconds)
+        except Exception:  # an observer's bug never fails a call
+            logger.exception("observer of HTTP calls failed")
+
 
 def is_loopback_host(host: str | None) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``: the only hosts allowed plain HTTP."""
@@ -500,6 +513,7 @@ class HttpClient:
         timeout: tuple[float, float] | None = None,
         deadline: float | None = None,
         max_bytes: int | None = None,
+        kind: str = "other",
     ) -> requests.Response:
         """Send one request; raise :class:`TransportError` when no answer comes.
 
@@ -509,14 +523,18 @@ class HttpClient:
         ``deadline`` (seconds, default ``HttpConfig.deadline``) bounds the whole
         call; ``max_bytes`` (default :data:`DEFAULT_ANSWER_LIMIT`) the answer's
         body: past either, the connection is closed and :class:`TransportError`
-        raised.
+        raised. ``kind`` (a key of :data:`ANSWER_LIMITS`) names the call for
+        :data:`OBSERVERS` and gives ``max_bytes`` its default.
         """
         check_secure_url(url)
         timeout = timeout or (self.config.connect_timeout, self.config.read_timeout)
         budget = self.config.deadline if deadline is None else min(deadline, self.config.deadline)
-        limit = DEFAULT_ANSWER_LIMIT if max_bytes is None else max_bytes
+        if max_bytes is None:
+            max_bytes = ANSWER_LIMITS.get(kind, DEFAULT_ANSWER_LIMIT)
         host = urlsplit(url).hostname
-        ends_at = time.monotonic() + budget
+        started = time.monotonic()
+        ends_at = started + budget
+        status: int | None = None
         call = _Call()
         outer = getattr(_current, "call", None)
         _current.call = call
@@ -537,7 +555,7 @@ class HttpClient:
             except requests.exceptions.RequestException as exc:
                 raise self._failure(exc, host, call, budget) from None
             try:
-                body = _read_body(response, limit, ends_at, host)
+                body = _read_body(response, max_bytes, ends_at, host)
             except requests.exceptions.RequestException as exc:
                 raise self._failure(exc, host, call, budget) from None
             except TransportError:
@@ -550,11 +568,13 @@ class HttpClient:
                 response.close()
             response._content = body
             response._content_consumed = True
+            status = response.status_code
             return response
         finally:
             _WATCHDOG.cancel(entry)
             call.finish()
             _current.call = outer
+            _observe(kind, status, time.monotonic() - started)
 
     @staticmethod
     def _failure(

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from .errors import InvalidResponse, oauth_error
-from .http import ANSWER_LIMITS, HttpClient, raise_for_transient
+from .http import HttpClient, raise_for_transient
 from .numbers import MAX_LIFETIME, bounded
 from .realms import CLIENT_SECRET_BASIC, Realm
 
@@ -100,9 +100,7 @@ def request_token(
         body = dict(form)
     else:
         body = {**form, "client_id": client_id, "client_secret": client_secret}
-    response = http.post(
-        realm.token_url, data=body, headers=headers, max_bytes=ANSWER_LIMITS["token"]
-    )
+    response = http.post(realm.token_url, data=body, headers=headers, kind="token")
     raise_for_transient(response, "token endpoint")
     try:
         data = response.json()

@@ -1,0 +1,119 @@
+"""What an operator sees: ftauth's signals and Prometheus metrics, through real sign-ins
+against the fake France Travail over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from prometheus_client import REGISTRY
+
+from ftauth import signals
+from ftauth.internal import audit
+from ftauth.models import AuditEvent
+from tests.fakeop import DROP
+from tests.idp import sign_in
+
+# Announced on commit: the tests commit, as a site does (no test-wide transaction).
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def events(kind: str, realm: str = "individu", reason: str = "") -> float:
+    return sample("ftauth_events_total", kind=kind, realm=realm, reason=reason)
+
+
+def calls(kind: str, status: str) -> float:
+    return sample("ftauth_france_travail_calls_total", kind=kind, status=status)
+
+
+@pytest.fixture
+def received():
+    """Every ``ftauth.signals.event`` sent during the test, as (kind, realm, detail)."""
+    got: list[tuple[str, str, dict]] = []
+
+    def receiver(sender, kind, realm, detail, **kwargs):
+        got.append((kind, realm, detail))
+
+    signals.event.connect(receiver, dispatch_uid="tests.metrics")
+    yield got
+    signals.event.disconnect(dispatch_uid="tests.metrics")
+
+
+def test_first_and_returning_sign_ins_are_counted_apart(fakeop, received):
+    linked, returning = events("linked"), events("signed_in")
+    assert sign_in(Client(), fakeop)[1].status_code == 302
+    assert sign_in(Client(), fakeop)[1].status_code == 302
+    assert events("linked") == linked + 1
+    assert events("signed_in") == returning + 1
+    assert [kind for kind, _realm, _detail in received] == ["linked", "signed_in"]
+
+
+def test_a_failed_sign_in_is_counted_by_reason_and_audited(fakeop, received):
+    before = events("sign_in_failed", reason="InvalidGrant")
+    fakeop.fail_next("token", 400, body={"error": "invalid_grant"})
+    assert sign_in(Client(), fakeop)[1].status_code == 400
+    assert events("sign_in_failed", reason="InvalidGrant") == before + 1
+    assert AuditEvent.objects.filter(kind="sign_in_failed").count() == 1
+    assert received == [("sign_in_failed", "individu", {"reason": "InvalidGrant"})]
+
+
+def test_each_france_travail_call_is_counted_by_status_with_its_duration(fakeop):
+    ok, limited = calls("token", "200"), calls("token", "429")
+    durations = sample("ftauth_france_travail_call_seconds_count", kind="token")
+    sign_in(Client(), fakeop)
+    fakeop.fail_next("token", 429, {"Retry-After": "3"})
+    assert sign_in(Client(), fakeop)[1].status_code == 503
+    assert calls("token", "200") == ok + 1
+    assert calls("token", "429") == limited + 1
+    assert sample("ftauth_france_travail_call_seconds_count", kind="token") == durations + 2
+
+
+def test_a_call_that_got_no_answer_is_counted_as_none(fakeop):
+    before = calls("token", "none")
+    fakeop.fail_next("token", DROP)
+    assert sign_in(Client(), fakeop)[1].status_code == 503
+    assert calls("token", "none") == before + 1
+
+
+def test_an_event_rolled_back_is_never_announced(db, received):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit.record(AuditEvent.Kind.SIGN_IN_FAILED, realm="individu", reason="X")
+        raise RuntimeError("the transaction fails")
+    assert received == []
+    audit.record(AuditEvent.Kind.SIGN_IN_FAILED, realm="individu", reason="X")
+    assert received == [("sign_in_failed", "individu", {"reason": "X"})]
+
+
+def test_a_receiver_that_fails_never_fails_the_sign_in(fakeop):
+    def broken(sender, **kwargs):
+        raise RuntimeError("a monitoring bug")
+
+    signals.event.connect(broken, dispatch_uid="tests.broken-event")
+    signals.france_travail_call.connect(broken, dispatch_uid="tests.broken-call")
+    try:
+        assert sign_in(Client(), fakeop)[1].status_code == 302
+    finally:
+        signals.event.disconnect(dispatch_uid="tests.broken-event")
+        signals.france_travail_call.disconnect(dispatch_uid="tests.broken-call")
+
+
+def test_the_metrics_view_answers_only_the_scraper_holding_the_token(settings, rf):
+    from django.http import Http404
+
+    from ftauth.metrics import metrics_view
+
+    def get(**headers):
+        return metrics_view(rf.get("/metrics", **headers))
+
+    with pytest.raises(Http404):
+        get()  # no METRICS_TOKEN: never public by accident
+    settings.FTAUTH = {**settings.FTAUTH, "METRICS_TOKEN": "scraper-token-of-tests"}
+    with pytest.raises(Http404):
+        get(HTTP_AUTHORIZATION="Bearer another-token")
+    response = get(HTTP_AUTHORIZATION="Bearer scraper-token-of-tests")
+    assert response.status_code == 200
+    assert b"ftauth_france_travail_calls_total" in response.content
