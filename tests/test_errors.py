@@ -151,7 +151,7 @@ def test_the_signed_in_user_is_named_when_linking_fails(client, idp):
     params = start(client)
     callback(client, idp, params, code=None, error="server_error")
     [event] = failures()
-    assert event.user == me and event.detail == {"reason": "ProviderErrorResponse"}
+    assert event.user == me and event.detail == {"reason": "AuthorizeUnavailable"}
 
 
 def test_a_callback_with_an_unknown_or_used_state_records_nothing(client, idp):

@@ -7,6 +7,7 @@ tests/test_signin_sandbox.py.
 
 import base64
 import hashlib
+import logging
 import time
 
 import pytest
@@ -449,3 +450,65 @@ def test_state_consumed_by_a_concurrent_callback_is_refused(rf):
     assert take_pending(first, "individu", state).redirect_uri == "http://testserver/cb/"
     with pytest.raises(StateError):
         take_pending(second, "individu", state)
+
+
+def test_an_authorize_error_about_the_site_says_so_and_logs_france_travails_words(
+    client, idp, caplog
+):
+    """France Travail's authorize errors come back with ``error_description`` (page
+    erreurs-frequentes): the person gets a page that fits, the log the description."""
+    params = start(client)
+    description = "Unknown/invalid scope(s): [api_nope]"
+    with caplog.at_level(logging.WARNING):
+        response = callback(
+            client, idp, params, code=None, error="invalid_scope", error_description=description
+        )
+    assert response.status_code == 502
+    assert "Connexion impossible depuis ce site" in response.content.decode()
+    assert "invalid_scope" in caplog.text and description in caplog.text
+    assert params["state"] not in caplog.text
+    assert not idp.token_requests()
+
+
+def test_an_echoed_state_in_an_error_description_is_masked(client, idp, caplog):
+    params = start(client)
+    with caplog.at_level(logging.WARNING):
+        callback(
+            client,
+            idp,
+            params,
+            code=None,
+            error="invalid_request",
+            error_description=f"bad request for state {params['state']}",
+        )
+    assert "bad request for state" in caplog.text
+    assert params["state"] not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "title"),
+    [
+        ("temporarily_unavailable", 503, "Service indisponible"),
+        ("server_error", 503, "Service indisponible"),
+        ("login_required", 200, "Connexion nécessaire"),
+        ("interaction_required", 200, "Connexion nécessaire"),
+        ("something_new", 400, "Réponse de France Travail refusée"),
+    ],
+)
+def test_each_authorize_error_gets_its_page_and_a_way_to_start_again(
+    client, idp, error, status, title
+):
+    params = start(client)
+    response = callback(client, idp, params, code=None, error=error)
+    text = response.content.decode()
+    assert response.status_code == status and title in text
+    assert "/ftauth/login/individu/" in text  # a link the person follows, never a redirect loop
+    assert not idp.token_requests()
+
+
+def test_a_silent_answer_without_state_never_loops(client, idp):
+    """``prompt=none`` was seen coming back without ``state``: a page, not a new request."""
+    start(client)
+    response = client.get("/ftauth/callback/individu/", {"error": "login_required"})
+    assert response.status_code == 400
+    assert "Location" not in response

@@ -81,11 +81,69 @@ class ConsentRefused(SignInError):
 
 
 class ProviderErrorResponse(SignInError):
-    """Another ``error`` on the callback."""
+    """Another ``error`` on the callback (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6).
 
-    def __init__(self, error: str) -> None:
-        super().__init__(f"identity server returned error {error!r}")
-        self.error = error
+    ``error`` is one of the codes the specifications define (anything else is
+    ``"other"``); ``error_description``, France Travail's words for the operator
+    ("Unknown/invalid scope(s): [...]"), goes to the log only, masked by
+    ``views.errors.loggable`` like every message.
+    """
+
+    def __init__(self, error: str, description: str = "") -> None:
+        self.error = error if error in AUTHORIZE_ERRORS else "other"
+        message = f"identity server returned error {self.error}"
+        super().__init__(f"{message}: {description[:200]}" if description else message)
+
+
+class AuthorizeRefusedSite(ProviderErrorResponse):
+    """France Travail refused this site's request itself (its client id, scopes,
+    parameters): nothing the person can fix, the operator must."""
+
+
+class AuthorizeUnavailable(ProviderErrorResponse):
+    """``server_error`` or ``temporarily_unavailable``: try again later."""
+
+
+class InteractionRequired(ProviderErrorResponse):
+    """A silent request (``prompt=none``) needs the person: ftauth never sends one, so
+    the page offers an ordinary sign-in, never an automatic retry (no loop)."""
+
+
+# RFC 6749 4.1.2.1 and OIDC Core 3.1.2.6 codes, by what they mean for the person.
+_AUTHORIZE_ERROR_CLASSES: dict[str, type[ProviderErrorResponse]] = {
+    **dict.fromkeys(
+        (
+            "invalid_request",
+            "invalid_client",
+            "unauthorized_client",
+            "invalid_scope",
+            "unsupported_response_type",
+            "invalid_request_uri",
+            "invalid_request_object",
+            "request_not_supported",
+            "request_uri_not_supported",
+            "registration_not_supported",
+        ),
+        AuthorizeRefusedSite,
+    ),
+    **dict.fromkeys(("server_error", "temporarily_unavailable"), AuthorizeUnavailable),
+    **dict.fromkeys(
+        (
+            "login_required",
+            "interaction_required",
+            "consent_required",
+            "account_selection_required",
+        ),
+        InteractionRequired,
+    ),
+}
+AUTHORIZE_ERRORS = frozenset({"access_denied", *_AUTHORIZE_ERROR_CLASSES})
+
+
+def authorize_error(error: str, description: str = "") -> ProviderErrorResponse:
+    """The error a callback's ``error`` parameter stands for."""
+    cls = _AUTHORIZE_ERROR_CLASSES.get(error, ProviderErrorResponse)
+    return cls(error, description)
 
 
 class CallbackMismatch(SignInError):
@@ -334,7 +392,7 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     if error == "access_denied":
         raise ConsentRefused("the user refused consent")
     if error:
-        raise ProviderErrorResponse(error[:64])
+        raise authorize_error(error, params.get("error_description", ""))
     code = params.get("code")
     if not code:
         # France Travail's cancel button sends the user back with the state only.

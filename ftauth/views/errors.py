@@ -39,8 +39,11 @@ from ..internal.framing import no_framing
 from ..internal.signin import (
     AccountConflict,
     AccountRefused,
+    AuthorizeRefusedSite,
+    AuthorizeUnavailable,
     CallbackMismatch,
     ConsentRefused,
+    InteractionRequired,
     LinkOfferExpired,
     SignInCancelled,
     SignInExpired,
@@ -165,6 +168,30 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
         False,
     ),
     (
+        (AuthorizeRefusedSite,),
+        _("Connexion impossible depuis ce site"),
+        _(
+            "France Travail a refusé la demande de connexion de ce site : le problème vient "
+            "de sa configuration, pas de vous. Revenez plus tard."
+        ),
+        502,
+        False,
+    ),
+    (
+        (AuthorizeUnavailable,),
+        _("Service indisponible"),
+        _("Le service de connexion est momentanément indisponible. Réessayez."),
+        503,
+        True,
+    ),
+    (
+        (InteractionRequired,),
+        _("Connexion nécessaire"),
+        _("France Travail demande que vous vous connectiez vous-même. Recommencez la connexion."),
+        200,
+        True,
+    ),
+    (
         (FTAuthError,),
         _("Réponse de France Travail refusée"),
         _(
@@ -177,6 +204,8 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
 ]
 
 
+# Callback parameters that are the identity server's words, logged as they are.
+SPOKEN = frozenset({"error", "error_description"})
 # A JWS/JWT in compact form (an ID, access or logout token), wherever it appears.
 _COMPACT_JWT = re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]*")
 REDACTED = "[redacted]"
@@ -195,7 +224,9 @@ def loggable(exc: BaseException, request: HttpRequest) -> str:
         secret = get_settings().client_secret
     except FTAuthError:
         secret = ""
-    sent = [v for values in request.GET.lists() for v in values[1]]
+    # The callback's ``error`` and ``error_description`` are what an operator needs
+    # to read; any other parameter echoed in them (the state) is still masked.
+    sent = [v for name, values in request.GET.lists() if name not in SPOKEN for v in values]
     for value in sorted({secret, *sent}, key=len, reverse=True):
         if len(value) >= 6:
             message = message.replace(value, REDACTED)
@@ -235,6 +266,12 @@ def sign_in_error(request: HttpRequest, realm: str, exc: Exception) -> HttpRespo
     # The message tells an operator what happened (a locked database from a
     # missing table); loggable() keeps tokens, codes and the secret out of it.
     logger.warning("sign-in on realm %s failed: %s", realm, loggable(exc, request))
+    if isinstance(exc, AuthorizeRefusedSite):
+        logger.error(
+            "France Travail refused this site's authorization request (%s): check the "
+            "realm's client id, scopes and redirect URI at francetravail.io",
+            exc.error,
+        )
     if isinstance(exc, InvalidClient):
         logger.error(
             "France Travail refused our client credentials: check FTAUTH['CLIENT_ID'] and "
