@@ -362,12 +362,19 @@ def _store_refreshed(grant: Grant, fresh: TokenResponse) -> None:
         logger.error("audit of a refresh not recorded: %s: %s", type(exc).__name__, exc)
 
 
+# Checks of a token's times: a refused one may be this server's clock, not the token.
+CLOCK_RULES = frozenset({"iat", "exp"})
+
+
 def validate_pending_id_token(grant: Grant) -> None:
     """Validate a refreshed ID token stored but not validated yet (OIDC Core 12.2).
 
-    The JWKS unreachable: kept for later, the tokens serve meanwhile. Invalid
-    (another ``sub``, a bad signature...): the grant is ended, its sessions
-    sign in again (:class:`GrantInvalidated`).
+    The JWKS unreachable: kept for later, the tokens serve meanwhile. Its times
+    refused (``iat`` in the future, ``exp`` past): kept too, never accepted, and
+    the next refresh brings another; that is this server's clock against France
+    Travail's as often as the token's fault, and says nothing about the grant.
+    Invalid otherwise (another ``sub``, a bad signature...): the grant is ended,
+    its sessions sign in again (:class:`GrantInvalidated`).
     """
     ciphertext = grant.pending_id_token_ciphertext
     if not ciphertext:
@@ -386,6 +393,14 @@ def validate_pending_id_token(grant: Grant) -> None:
         rule = exc.rule
         if rule == "jwks":  # an unusable key set: the server's, as above
             logger.warning("refreshed ID token of grant %s not validated yet: %s", grant.pk, exc)
+            return
+        if rule in CLOCK_RULES:
+            logger.warning(
+                "refreshed ID token of grant %s not accepted (%s): check this server's clock; "
+                "the tokens serve meanwhile",
+                grant.pk,
+                exc,
+            )
             return
         logger.error("refreshed ID token of grant %s refused (%s): grant ended", grant.pk, rule)
         lifecycle.end_grants(

@@ -396,3 +396,26 @@ def test_concurrent_callers_cause_exactly_one_refresh_on_a_sqlite_file(fakeop, s
     assert len(fakeop.refresh_requests()) == 1
     assert len(result["tokens"]) == 6 and len(set(result["tokens"])) == 1
     assert result["tokens"][0] in fakeop.grant_of("sub-sqlite").access_tokens
+
+
+@pytest.mark.parametrize(
+    "times",
+    [{"iat": 3600}, {"exp": -3600}],
+    ids=["iat-an-hour-ahead", "exp-an-hour-ago"],
+)
+def test_a_refreshed_id_token_whose_times_are_refused_ends_nothing(fakeop, times):
+    """This server's clock an hour off France Travail's is no evidence about the grant:
+    the tokens serve, the ID token waits (never accepted), the next refresh replaces it."""
+    import time as clock
+
+    account = linked_with_tokens(fakeop)
+    kept = Grant.objects.get(account=account).id_token_claims
+    fakeop.refreshed_claims = {k: int(clock.time()) + v for k, v in times.items()}
+    expire_soon(account)
+    assert vault.access_token(grant_of(account)) in fakeop.grant_of(account.sub).access_tokens
+    grant = Grant.objects.get(account=account)  # not ended
+    assert grant.pending_id_token_ciphertext and grant.id_token_claims == kept
+    fakeop.refreshed_claims = {}
+    vault.refresh(grant_of(account), force=True)
+    grant = Grant.objects.get(account=account)
+    assert not grant.pending_id_token_ciphertext
