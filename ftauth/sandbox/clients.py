@@ -1,10 +1,13 @@
 """The applications registered with the sandbox, from settings.
 
 The default client is the one ftauth itself uses (``FTAUTH["CLIENT_ID"]`` and
-``["CLIENT_SECRET"]``): any loopback origin may use its callback path
-``/ftauth/callback/<realm>/``, and its back-channel logout URI is
-``/ftauth/backchannel-logout/<realm>/`` on the origin of the redirect URI used
-at sign-in. ``FTAUTH_SANDBOX["CLIENTS"]`` adds clients with exact URIs.
+``["CLIENT_SECRET"]``), registered as a France Travail application is: with
+ftauth's callback URL of each realm, on any loopback origin. Its paths are
+ftauth's URLs where the project mounts them (``reverse("ftauth:callback")``,
+``/ftauth/callback/<realm>/`` or ``/auth/callback/<realm>/``), never a fixed
+prefix; its back-channel logout URI is ``reverse("ftauth:backchannel_logout")``
+on the origin of the redirect URI used at sign-in. ``FTAUTH_SANDBOX["CLIENTS"]``
+adds clients with exact URIs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
+from django.urls import NoReverseMatch, reverse
 
 from ftauth.core.http import is_loopback_host
 
@@ -65,7 +69,7 @@ class SandboxClient:
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in GRANT_TYPES
 
-    def check_redirect_uri(self, redirect_uri: str, realm: str | None = None) -> bool:
+    def check_redirect_uri(self, redirect_uri: str, realm: str) -> bool:
         if self.redirect_uris:
             return redirect_uri in self.redirect_uris
         parts = urlsplit(redirect_uri)
@@ -73,17 +77,15 @@ class SandboxClient:
             return False
         if not _allowed_dev_host(parts.hostname):
             return False
-        if realm is None:
-            return "/ftauth/callback/" in parts.path
-        return parts.path.endswith(f"/ftauth/callback/{realm}/")
+        path = ftauth_path("ftauth:callback", realm)
+        return bool(path) and parts.path == path
 
     def backchannel_logout_uri_for(self, redirect_uri: str, realm: str) -> str:
         """Where to POST logout tokens for a sign-in that used ``redirect_uri``."""
         if not self.is_default:
             return self.backchannel_logout_uri
         parts = urlsplit(redirect_uri)
-        prefix = parts.path.rsplit("/callback/", 1)[0]
-        path = f"{prefix}/backchannel-logout/{realm}/"
+        path = ftauth_path("ftauth:backchannel_logout", realm)
         return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
     def check_post_logout_redirect_uri(self, uri: str) -> bool:
@@ -97,6 +99,16 @@ class SandboxClient:
             return True
         origins = {_origin(u) for u in self.redirect_uris}
         return _origin(uri) in origins
+
+
+def ftauth_path(name: str, realm: str) -> str:
+    """The path of one of ftauth's URLs for ``realm`` in this project's URLconf
+    (``""`` when ftauth's URLs are not included: then no callback is registered,
+    and ``manage.py check`` says why, ftauth.E032)."""
+    try:
+        return reverse(name, args=[realm])
+    except NoReverseMatch:
+        return ""
 
 
 def _origin(uri: str) -> tuple[str, str]:
