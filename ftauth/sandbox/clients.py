@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve, reverse
 
 from ftauth.core.http import is_loopback_host
 
@@ -69,7 +69,9 @@ class SandboxClient:
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in GRANT_TYPES
 
-    def check_redirect_uri(self, redirect_uri: str, realm: str) -> bool:
+    def check_redirect_uri(self, redirect_uri: str, realm: str | None = None) -> bool:
+        """Whether ``redirect_uri`` is registered (for ``realm``; authlib also asks
+        without one, to know where an unsupported ``response_type`` may be told)."""
         if self.redirect_uris:
             return redirect_uri in self.redirect_uris
         parts = urlsplit(redirect_uri)
@@ -77,8 +79,7 @@ class SandboxClient:
             return False
         if not _allowed_dev_host(parts.hostname):
             return False
-        path = ftauth_path("ftauth:callback", realm)
-        return bool(path) and parts.path == path
+        return _is_ftauth_callback(parts.path, realm)
 
     def backchannel_logout_uri_for(self, redirect_uri: str, realm: str) -> str:
         """Where to POST logout tokens for a sign-in that used ``redirect_uri``."""
@@ -101,10 +102,26 @@ class SandboxClient:
         return _origin(uri) in origins
 
 
+def _is_ftauth_callback(path: str, realm: str | None) -> bool:
+    """Whether ``path`` is ftauth's callback (of ``realm``) where this project's URLconf
+    mounts it. Without ftauth's URLs nothing is registered (``manage.py check`` says
+    so: ftauth.E032)."""
+    prefix = get_script_prefix()  # reverse() puts it in the URLs ftauth sends
+    if not path.startswith(prefix):
+        return False
+    try:
+        match = resolve("/" + path.removeprefix(prefix))
+    except Resolver404:
+        return False
+    return (
+        "ftauth" in match.app_names
+        and match.url_name == "callback"
+        and realm in (None, match.kwargs.get("realm"))
+    )
+
+
 def ftauth_path(name: str, realm: str) -> str:
-    """The path of one of ftauth's URLs for ``realm`` in this project's URLconf
-    (``""`` when ftauth's URLs are not included: then no callback is registered,
-    and ``manage.py check`` says why, ftauth.E032)."""
+    """The path of one of ftauth's URLs for ``realm`` in this project's URLconf."""
     try:
         return reverse(name, args=[realm])
     except NoReverseMatch:
