@@ -1,10 +1,12 @@
-# make demo:  set up and serve the demo site on http://127.0.0.1:8000 against the embedded
-#             sandbox identity server (SQLite, no .env needed).
+# make demo:  set up and serve the demo site on DEMO_ADDR (default 127.0.0.1:8000)
+#             against the embedded sandbox identity server (SQLite, no .env needed).
 # make test:  set up and run the whole suite: ruff, then Python 3.11 + Django 5.2 and
 #             Python 3.12 + Django 6 on SQLite and on PostgreSQL + Redis, and the browser
 #             tests in headless Chromium (scripts/run-tests.sh; logs in artifacts/test-logs/).
 # make serve: the demo under gunicorn (SERVE_WORKERS, default 4) on PostgreSQL and Redis
-#             (DATABASE_URL, CACHE_URL), on http://127.0.0.1:8000 (scripts/serve.sh).
+#             (DATABASE_URL, CACHE_URL), on SERVE_ADDR (default 127.0.0.1:8000),
+#             static files by WhiteNoise, access log redacted (scripts/serve.sh). Starts
+#             PostgreSQL and Redis if needed (scripts/services.sh), installs nothing else.
 # make check: Django's system checks and a migrations-up-to-date check on the demo settings.
 # make dist:  build the wheel and sdist in dist/ and check them with twine.
 SHELL := /bin/bash
@@ -15,7 +17,7 @@ VENV312 := .venv-312
 PYTHON := $(VENV)/bin/python
 DEMO_ADDR ?= 127.0.0.1:8000
 
-.PHONY: demo serve test interop check lint services venv venv312 bench messages dist clean
+.PHONY: demo serve test interop check lint services test-tools venv venv312 bench messages dist clean
 
 # The stamps depend on pyproject.toml: a changed dependency or extra reinstalls.
 # scripts/find-python.sh finds a working interpreter even where pyenv shims are not.
@@ -51,8 +53,13 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# PostgreSQL and Redis: what a server needs.
 services:
 	bash scripts/services.sh
+
+# Chromium and Node.js: what the test suite needs besides.
+test-tools:
+	bash scripts/test-tools.sh
 
 # The interoperability tests' identity server (oidc-provider, pinned by package-lock.json).
 INTEROP := tests/interop
@@ -60,9 +67,9 @@ $(INTEROP)/node_modules/.installed: $(INTEROP)/package-lock.json
 	cd $(INTEROP) && npm ci --no-audit --no-fund
 	touch $@
 
-interop: $(INTEROP)/node_modules/.installed
+interop: test-tools $(INTEROP)/node_modules/.installed
 
-test: venv venv312 services interop
+test: venv venv312 services test-tools interop
 	bash scripts/run-tests.sh
 
 bench: venv services

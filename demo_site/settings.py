@@ -43,6 +43,9 @@ if FTAUTH_SANDBOX:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files under gunicorn, with no front server (docs/deployment.md); runserver
+    # serves them itself with DEBUG on.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -105,7 +108,8 @@ LOCALE_PATHS = [BASE_DIR / "demo_site" / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic puts the files WhiteNoise serves (scripts/serve.sh runs it).
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 LOGIN_URL = "/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import checks
 from django.shortcuts import resolve_url
-from django.urls import NoReverseMatch
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from .conf import FTAuthSettings, SettingsErrors, get_settings, is_site_relative
@@ -304,6 +304,20 @@ def check_sandbox(app_configs=None, **kwargs):
                     "or set FTAUTH['SANDBOX'] = False to use France Travail."
                 ),
                 id="ftauth.E030",
+            )
+        )
+    realm = next(iter(conf.enabled_realms), None)
+    try:
+        if realm is not None:
+            reverse("ftauth:callback", args=[realm])
+    except NoReverseMatch:
+        errors.append(
+            checks.Error(
+                "FTAUTH['SANDBOX'] is True but ftauth's URLs are not in the URLconf "
+                "(no URL named 'ftauth:callback'): the sandbox registers ftauth's callback "
+                "URLs where the URLconf puts them, so it accepts none.",
+                hint='Add path("ftauth/", include("ftauth.urls")) to your URLs (any prefix).',
+                id="ftauth.E032",
             )
         )
     relative = any(is_site_relative(url) for _setting, url in _outbound_urls(conf))

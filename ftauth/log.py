@@ -5,7 +5,8 @@ the end-session URL's ``id_token_hint`` (a whole ID token, with the person's
 claims). Django's dev server (``django.server``) and ``django.request`` log
 those lines as they are. Put :class:`RedactSecrets` on those loggers (see
 docs/security.md): a logger's filters see each record before any handler, its
-parents' handlers (``mail_admins``) included.
+parents' handlers (``mail_admins``) included. gunicorn's access log is not a
+Django logger: :mod:`ftauth.gunicorn` is the logger class that does the same there.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def redact(text: str) -> str:
     text = _PARAMETER.sub(lambda m: f"{m['name']}={REDACTED}", text)
     text = _BEARER.sub(lambda m: m[1] + REDACTED, text)
     return _JWT.sub(REDACTED, text)
+
+
+def redact_query_values(query: str) -> str:
+    """A query string with every value replaced, the parameter names kept in order."""
+    parts = []
+    for part in query.split("&"):
+        name, equals, _value = part.partition("=")
+        # A part without "=" is all value.
+        parts.append(f"{redact(name)}={REDACTED}" if equals else (part and REDACTED))
+    return "&".join(parts)
 
 
 class RedactSecrets(logging.Filter):

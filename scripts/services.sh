@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Start what the test suite needs when it is not there yet: PostgreSQL (127.0.0.1:5432,
-# user postgres, trust), Redis (127.0.0.1:6379) and Debian's Chromium (/usr/bin/chromium).
-# Idempotent: a running service is left alone. Needs root (or sudo) only to start or install.
+# Start the servers a site needs when they are not running yet: PostgreSQL (127.0.0.1:5432,
+# user postgres, trust) and Redis (127.0.0.1:6379). That is all `make serve` and `make bench`
+# need; the test suite's tools (Chromium, Node.js) are scripts/test-tools.sh's.
+# Idempotent: a running service is left alone. Needs root (or sudo) only to start one.
 set -euo pipefail
 
 as_root=()
@@ -29,26 +30,8 @@ fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
   echo "services.sh: starting Redis"
   "${as_root[@]}" mkdir -p /var/lib/redis /var/log/redis
-  # No persistence: the suite only uses Redis as a cache.
+  # No persistence: ftauth and the suite use Redis as a cache only.
   "${as_root[@]}" redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
     --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
-fi
-
-if ! command -v npm >/dev/null; then
-  # node and npm run tests/interop's identity server (oidc-provider, installed by npm ci).
-  echo "services.sh: installing Debian's nodejs and npm"
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    nodejs npm </dev/null >/dev/null
-fi
-
-if [ ! -x /usr/bin/chromium ]; then
-  # Debian's Chromium, driven by Playwright with executable_path: Playwright's own
-  # browser downloads are never used.
-  echo "services.sh: installing Debian's chromium"
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    chromium </dev/null >/dev/null
-  [ -x /usr/bin/chromium ] || { echo "services.sh: chromium install failed" >&2; exit 1; }
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from ftauth.conf import KNOWN_KEYS
@@ -58,3 +59,33 @@ def test_readme_starts_with_the_demo_and_test_commands():
     assert lines[2] == "```sh"
     assert lines[3].startswith("make demo ")
     assert lines[4].startswith("make test ")
+
+
+PIP_INSTALL = re.compile(r"pip install\s+\"?([^\s\"`]+)")
+WHEEL = re.compile(r"django_ftauth-[\w.]+-py3-none-any\.whl")
+REPOSITORY_EXTRAS = {"test", "bench", "dev"}  # make test's and make bench's, not a site's
+
+
+def test_every_page_installs_the_one_distribution_with_extras_that_exist():
+    """pyproject's name and version, and only extras it has, on every page (issue 16)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    name, version = project["name"], project["version"]
+    public = set(project["optional-dependencies"]) - REPOSITORY_EXTRAS
+    assert public >= {"postgres", "redis", "serve"}
+    wheel = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    installs = 0
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        for target in PIP_INSTALL.findall(text):
+            installs += 1
+            what, _, extras = target.partition("[")
+            assert what == name or what.endswith(("/ftauth", "/" + wheel)), (page.name, target)
+            assert set(filter(None, extras.rstrip("]").split(","))) <= public, target
+        assert set(WHEEL.findall(text)) <= {wheel}, page.name
+    assert installs >= 4
+
+
+def test_readme_installs_from_the_package_index_first():
+    readme = (ROOT / "README.md").read_text()
+    install = readme.split("## Install in your project", 1)[1]
+    assert PIP_INSTALL.search(install)[1] == "django-ftauth"

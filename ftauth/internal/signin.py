@@ -43,7 +43,7 @@ from ..identity import VerifiedIdentity
 from ..models import AuditEvent, LinkedAccount, PendingAuthorization
 from . import audit
 from .provider import Provider, get_provider
-from .redirects import safe_url
+from .redirects import callback_uri, safe_url
 
 __all__ = ["VerifiedIdentity", "complete", "resolve_user", "start"]
 
@@ -179,10 +179,6 @@ SESSION_LINK_OFFER = "ftauth_link_offer"
 # Seconds the signed-in user has to confirm a link: the identity's tokens wait
 # that long, encrypted, in the session.
 LINK_OFFER_TTL = 300
-
-
-def callback_uri(request: HttpRequest, realm: str) -> str:
-    return request.build_absolute_uri(reverse("ftauth:callback", args=[realm]))
 
 
 def safe_next_url(request: HttpRequest, next_url: str | None) -> str:

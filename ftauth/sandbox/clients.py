@@ -1,10 +1,13 @@
 """The applications registered with the sandbox, from settings.
 
 The default client is the one ftauth itself uses (``FTAUTH["CLIENT_ID"]`` and
-``["CLIENT_SECRET"]``): any loopback origin may use its callback path
-``/ftauth/callback/<realm>/``, and its back-channel logout URI is
-``/ftauth/backchannel-logout/<realm>/`` on the origin of the redirect URI used
-at sign-in. ``FTAUTH_SANDBOX["CLIENTS"]`` adds clients with exact URIs.
+``["CLIENT_SECRET"]``), registered as a France Travail application is: with
+ftauth's callback URL of each realm, on any loopback origin. Its paths are
+ftauth's URLs where the project mounts them (``reverse("ftauth:callback")``,
+``/ftauth/callback/<realm>/`` or ``/auth/callback/<realm>/``), never a fixed
+prefix; its back-channel logout URI is ``reverse("ftauth:backchannel_logout")``
+on the origin of the redirect URI used at sign-in. ``FTAUTH_SANDBOX["CLIENTS"]``
+adds clients with exact URIs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
+from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve, reverse
 
 from ftauth.core.http import is_loopback_host
 
@@ -66,6 +70,8 @@ class SandboxClient:
         return grant_type in GRANT_TYPES
 
     def check_redirect_uri(self, redirect_uri: str, realm: str | None = None) -> bool:
+        """Whether ``redirect_uri`` is registered (for ``realm``; authlib also asks
+        without one, to know where an unsupported ``response_type`` may be told)."""
         if self.redirect_uris:
             return redirect_uri in self.redirect_uris
         parts = urlsplit(redirect_uri)
@@ -73,17 +79,14 @@ class SandboxClient:
             return False
         if not _allowed_dev_host(parts.hostname):
             return False
-        if realm is None:
-            return "/ftauth/callback/" in parts.path
-        return parts.path.endswith(f"/ftauth/callback/{realm}/")
+        return _is_ftauth_callback(parts.path, realm)
 
     def backchannel_logout_uri_for(self, redirect_uri: str, realm: str) -> str:
         """Where to POST logout tokens for a sign-in that used ``redirect_uri``."""
         if not self.is_default:
             return self.backchannel_logout_uri
         parts = urlsplit(redirect_uri)
-        prefix = parts.path.rsplit("/callback/", 1)[0]
-        path = f"{prefix}/backchannel-logout/{realm}/"
+        path = ftauth_path("ftauth:backchannel_logout", realm)
         return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
     def check_post_logout_redirect_uri(self, uri: str) -> bool:
@@ -97,6 +100,32 @@ class SandboxClient:
             return True
         origins = {_origin(u) for u in self.redirect_uris}
         return _origin(uri) in origins
+
+
+def _is_ftauth_callback(path: str, realm: str | None) -> bool:
+    """Whether ``path`` is ftauth's callback (of ``realm``) where this project's URLconf
+    mounts it. Without ftauth's URLs nothing is registered (``manage.py check`` says
+    so: ftauth.E032)."""
+    prefix = get_script_prefix()  # reverse() puts it in the URLs ftauth sends
+    if not path.startswith(prefix):
+        return False
+    try:
+        match = resolve("/" + path.removeprefix(prefix))
+    except Resolver404:
+        return False
+    return (
+        "ftauth" in match.app_names
+        and match.url_name == "callback"
+        and realm in (None, match.kwargs.get("realm"))
+    )
+
+
+def ftauth_path(name: str, realm: str) -> str:
+    """The path of one of ftauth's URLs for ``realm`` in this project's URLconf."""
+    try:
+        return reverse(name, args=[realm])
+    except NoReverseMatch:
+        return ""
 
 
 def _origin(uri: str) -> tuple[str, str]:

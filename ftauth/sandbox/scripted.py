@@ -113,10 +113,15 @@ class ScriptedUser:
         persona: str | None = None,
         decision: str = "accept",
         next_url: str | None = None,
+        login_url: str | None = None,
     ) -> requests.Response:
-        """Start at the site's login URL, pick ``persona``, answer the consent screen."""
+        """Start at the site's login URL, pick ``persona``, answer the consent screen.
+
+        ``login_url`` is where the site mounts ftauth's login view for ``realm``
+        (``reverse("ftauth:login", args=[realm])``); by default ``/ftauth/login/<realm>/``.
+        """
         params = {"next": next_url} if next_url else None
-        page = self.get(f"/ftauth/login/{realm}/", params=params)
+        page = self.get(login_url or f"/ftauth/login/{realm}/", params=params)
         login_forms = [f for f in forms_of(page) if f.id == "ftauth-sandbox-login"]
         if login_forms:
             choices = [b for b in login_forms[0].buttons if b[0] == "persona"]

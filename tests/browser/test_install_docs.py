@@ -60,7 +60,7 @@ def test_install_page_tags_the_blocks_it_relies_on():
     """The extraction itself: a renamed tag would silently skip a step."""
     found = blocks(INSTALL.read_text())
     tags = {t for b in found for t in b.tags if not t.startswith("file=")}
-    assert tags == {"install", "run", "env", "serve"}
+    assert tags == {"install", "run", "env", "serve", "dev"}
     files = {b.file for b in found if b.file}
     assert {"mysite/settings.py", "mysite/urls.py", "templates/home.html"} <= files
     assert any("startproject" in b.text for b in found if "run" in b.tags)

@@ -223,3 +223,14 @@ def test_pages_are_french_first_with_an_english_translation(flow):
     english = f.session.get(f.authorize_url(), headers={"Accept-Language": "en"}, timeout=5)
     assert "Sign in with France Travail" in english.text
     assert "SANDBOX" in english.text
+
+
+def test_an_unsupported_response_type_goes_back_to_the_redirect_uri_with_an_error(flow):
+    """authlib checks the redirect URI there without the realm: never a 500."""
+    f = flow("individu")
+    response = f.session.get(
+        f.authorize_url(response_type="token"), allow_redirects=False, timeout=5
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(f.redirect_uri)
+    assert _query(response)["error"] == "unsupported_response_type"
