@@ -223,3 +223,21 @@ def test_pages_are_french_first_with_an_english_translation(flow):
     english = f.session.get(f.authorize_url(), headers={"Accept-Language": "en"}, timeout=5)
     assert "Sign in with France Travail" in english.text
     assert "SANDBOX" in english.text
+
+
+def test_consent_items_all_say_what_the_application_asks_to_do():
+    """The consent page reads "L’application … demande à :" then one item per scope: each
+    an infinitive, never a noun beside a verb ("Vous identifier", "Votre adresse")."""
+    import re
+
+    from django.utils import translation
+
+    from ftauth.sandbox.directory import USER_SCOPES, scope_label
+
+    labels = {str(label) for scopes in USER_SCOPES.values() for label in scopes.values()}
+    labels.add(scope_label("individu", "application_x"))
+    verb = re.compile(r"(Vous )?(identifier|connaître|lire)\b", re.I)
+    assert [label for label in labels if not verb.match(label)] == []
+    with translation.override("en"):
+        english = {str(label) for scopes in USER_SCOPES.values() for label in scopes.values()}
+    assert all(re.match(r"(Identify|Know|Read) ", label) for label in english), english
