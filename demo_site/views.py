@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ftauth import api, vault
+from ftauth.adapter import get_adapter
 from ftauth.conf import get_settings
 from ftauth.core.errors import (
     ApiError,
@@ -70,6 +71,7 @@ def home(request):
 
 
 def _identity(request, account: LinkedAccount) -> dict:
+    account.user = request.user
     status = vault.account_status(account, vault.session_grant(request, account))
     item = {
         "account": account,
@@ -77,6 +79,7 @@ def _identity(request, account: LinkedAccount) -> dict:
         "token_status": status,
         "token_status_label": status.label,
         "api_path": USER_DATA_PATHS.get(account.realm),
+        "can_unlink": get_adapter().can_unlink(request, account),
     }
     if item["api_path"]:
         kept = request.session.get(USER_DATA_KEY, {}).get(account.realm)
@@ -89,6 +92,9 @@ def _identity(request, account: LinkedAccount) -> dict:
             data = api.for_request(request, account.realm).get(item["api_path"])
         except FTAuthError as exc:
             item["api_error"] = api_error_message(exc)
+            # This device's grant cannot serve (ended, or unreadable with the keys
+            # configured): a new sign-in gives it a new one.
+            item["sign_in_again"] = isinstance(exc, vault.TokensUnavailable)
         else:
             item["api_data"] = sorted(data.items()) if isinstance(data, dict) else []
             item["api_data_at"] = time.time()

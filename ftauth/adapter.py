@@ -111,6 +111,20 @@ class AccountAdapter:
         """Return False to refuse this sign-in (the user sees a clear page)."""
         return True
 
+    def can_unlink(self, request: Any, account: Any) -> bool:
+        """Whether the user may unlink this France Travail identity (a ``LinkedAccount``).
+
+        Not when it is their only way in: no usable password and no other identity
+        linked. The account would be orphaned, and the identity's next sign-in would
+        create a second user (allauth and python-social-auth refuse it too). A site
+        with other ways in (another provider, a sign-in link by email) says so here.
+        """
+        from .models import LinkedAccount
+
+        if account.user.has_usable_password():
+            return True
+        return LinkedAccount.objects.filter(user_id=account.user_id).exclude(pk=account.pk).exists()
+
 
 def get_adapter() -> AccountAdapter:
     return import_string(get_settings().account_adapter)()

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
 from django.db.models import (
@@ -33,6 +34,7 @@ from django.db.models import (
     When,
 )
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -44,6 +46,7 @@ from .conf import get_settings
 from .core.errors import FTAuthError
 from .core.realms import REALM_NAMES
 from .internal import lifecycle
+from .internal.devices import describe
 from .internal.names import realm_label
 from .models import AuditEvent, Grant, LinkedAccount
 
@@ -122,6 +125,13 @@ def with_token_status(queryset: QuerySet) -> QuerySet:
     )
 
 
+# What SQL can decide: whether tokens decrypt (``UNREADABLE``) takes the keys, so it
+# is said on each grant's row and by ``manage.py check`` (ftauth.E022), not filtered on.
+SQL_STATUSES = [
+    status for status in vault.TokenStatus if status is not vault.TokenStatus.UNREADABLE
+]
+
+
 class TokenStatusFilter(admin.SimpleListFilter):
     """Filters on the annotation the status column shows (:func:`with_token_status`)."""
 
@@ -129,11 +139,11 @@ class TokenStatusFilter(admin.SimpleListFilter):
     parameter_name = "token_status"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [(status.value, label) for status, label in STATUS_LABELS.items()]
+        return [(status.value, STATUS_LABELS[status]) for status in SQL_STATUSES]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
         value = self.value()
-        if value not in {status.value for status in vault.TokenStatus}:
+        if value not in {status.value for status in SQL_STATUSES}:
             return None
         if "token_status_value" not in queryset.query.annotations:
             queryset = with_token_status(queryset)
@@ -149,7 +159,7 @@ class AuditEventInline(admin.TabularInline):
     max_num = 0
     can_delete = False
     ordering = ("-created_at", "-id")
-    verbose_name_plural = _("journal d'audit")
+    verbose_name_plural = _("journal d’audit")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -178,7 +188,7 @@ class DatabaseErrorsAsMessages:
             )
             self.message_user(  # type: ignore[attr-defined]
                 request,
-                _("La base de données est indisponible : rien n'a été modifié. Réessayez."),
+                _("La base de données est indisponible : rien n’a été modifié. Réessayez."),
                 messages.ERROR,
             )
             return HttpResponseRedirect(request.get_full_path())
@@ -190,10 +200,53 @@ class DatabaseErrorsAsMessages:
         return self._guarded(request, super().delete_view, object_id, extra_context)  # type: ignore[misc]
 
 
+class ConfirmedActions:
+    """Actions that end sessions or consent ask first, like Django's delete: a page
+    says what will happen and to whom, and only its POST (CSRF token, ``post=yes``)
+    acts. Without it, nothing happens."""
+
+    def confirmation(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        *,
+        action: str,
+        title: Any,
+        effects: list[Any],
+        items: list[tuple[str, str]],
+    ) -> TemplateResponse | None:
+        """The confirmation page, or ``None`` once the action is confirmed."""
+        if request.POST.get("post") == "yes":
+            return None
+        opts = self.model._meta  # type: ignore[attr-defined]
+        context = {
+            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+            "title": title,
+            "effects": effects,
+            "items": items,
+            "action": action,
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "opts": opts,
+            "media": self.media,  # type: ignore[attr-defined]
+        }
+        request.current_app = self.admin_site.name  # type: ignore[attr-defined]
+        return TemplateResponse(request, "admin/ftauth/confirm_action.html", context)
+
+
+def sessions_text(count: int) -> str:
+    return ngettext("%(count)d session", "%(count)d sessions", count) % {"count": count}
+
+
 class GrantStatusMixin:
     @admin.display(description=_("jetons"))
     def token_status(self, grant: Grant) -> str:
         return vault.status_of(grant).label
+
+    @admin.display(description=_("appareil"), ordering="device")
+    def device_display(self, grant: Grant) -> str:
+        # Grants stored before the summary was kept hold the whole User-Agent.
+        return describe(grant.device) or "—"
 
     @admin.display(description=_("sessions"))
     def session_count(self, grant: Grant) -> int:
@@ -205,7 +258,7 @@ class GrantInline(GrantStatusMixin, admin.TabularInline):
 
     model = Grant
     fields = (
-        "device",
+        "device_display",
         "obtained_at",
         "refreshed_at",
         "checked_at",
@@ -218,23 +271,29 @@ class GrantInline(GrantStatusMixin, admin.TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = True
-    verbose_name_plural = _("autorisations (une par connexion, c'est-à-dire par appareil)")
+    verbose_name_plural = _("autorisations (une par connexion, c’est-à-dire par appareil)")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(Grant)
-class GrantAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, GrantStatusMixin, admin.ModelAdmin):
+class GrantAdmin(
+    DatabaseErrorsAsMessages,
+    ReadOnlyChangeForm,
+    ConfirmedActions,
+    GrantStatusMixin,
+    admin.ModelAdmin,
+):
     """One sign-in's grant. Deleting it (or the action) ends it like a sign-out."""
 
-    list_display = ("account", "device", "obtained_at", "refreshed_at", "token_status")
+    list_display = ("account", "device_display", "obtained_at", "refreshed_at", "token_status")
     list_select_related = ("account",)
     search_fields = ("account__sub", "account__email", "device")
     list_filter = (AccountRealmFilter,)
     fields = (
         "account",
-        "device",
+        "device_display",
         "obtained_at",
         "refreshed_at",
         "checked_at",
@@ -254,8 +313,26 @@ class GrantAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, GrantStatusMixin,
         description=_("Terminer les autorisations sélectionnées (déconnecte ces appareils)"),
         permissions=["change"],
     )
-    def end_grants(self, request: HttpRequest, queryset: QuerySet) -> None:
-        ended = self._end(request, list(queryset))
+    def end_grants(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        grants = list(queryset.select_related("account").annotate(session_count=Count("sessions")))
+        page = self.confirmation(
+            request,
+            queryset,
+            action="end_grants",
+            title=_("Terminer ces autorisations ?"),
+            effects=[
+                _("Les jetons de ces autorisations sont effacés."),
+                _("Les appareils qui les utilisent sont déconnectés à leur prochaine page."),
+                _("Les autres appareils des mêmes personnes restent connectés."),
+            ],
+            items=[
+                (f"{grant.account} · {grant}", sessions_text(grant.session_count))
+                for grant in grants
+            ],
+        )
+        if page is not None:
+            return page
+        ended = self._end(request, grants)
         self.message_user(
             request,
             ngettext(
@@ -264,6 +341,7 @@ class GrantAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, GrantStatusMixin,
             % {"count": ended},
             messages.SUCCESS,
         )
+        return None
 
     def delete_model(self, request: HttpRequest, obj: Grant) -> None:
         self._end(request, [obj])
@@ -283,7 +361,9 @@ class GrantAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, GrantStatusMixin,
 
 
 @admin.register(LinkedAccount)
-class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.ModelAdmin):
+class LinkedAccountAdmin(
+    DatabaseErrorsAsMessages, ReadOnlyChangeForm, ConfirmedActions, admin.ModelAdmin
+):
     # Short enough for a 1280-pixel screen: the email and dates are on the
     # account's page; a long sub wraps (admin.css).
     list_display = (
@@ -387,7 +467,28 @@ class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.Mod
     @admin.action(
         description=_("Retirer le consentement et terminer les sessions"), permissions=["change"]
     )
-    def withdraw_consent(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def withdraw_consent(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        page = self.confirmation(
+            request,
+            queryset,
+            action="withdraw_consent",
+            title=_("Retirer le consentement de ces comptes ?"),
+            effects=[
+                _(
+                    "Le site agit comme si la personne avait retiré son consentement chez "
+                    "France Travail : le signal consent_revoked est envoyé, et le site efface "
+                    "ce qu’il en détient."
+                ),
+                _(
+                    "Les jetons de tous ses appareils sont effacés et toutes ses sessions "
+                    "se terminent."
+                ),
+                _("Elle devra se reconnecter et donner de nouveau son accord."),
+            ],
+            items=self.account_items(queryset),
+        )
+        if page is not None:
+            return page
         done = sum(
             bool(consent.withdraw(account, reason=f"admin ({request.user.get_username()})"))
             for account in queryset
@@ -402,12 +503,29 @@ class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.Mod
             % {"count": done},
             messages.SUCCESS,
         )
+        return None
 
     @admin.action(
         description=_("Terminer toutes les sessions (oublie les jetons de tous les appareils)"),
         permissions=["change"],
     )
-    def end_all_grants(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def end_all_grants(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        page = self.confirmation(
+            request,
+            queryset,
+            action="end_all_grants",
+            title=_("Terminer toutes les sessions de ces comptes ?"),
+            effects=[
+                _("Les jetons de tous leurs appareils sont effacés."),
+                _(
+                    "Chaque appareil est déconnecté à sa prochaine page ; le consentement "
+                    "donné à France Travail reste valable."
+                ),
+            ],
+            items=self.account_items(queryset),
+        )
+        if page is not None:
+            return page
         ended = sum(
             lifecycle.end_grants(
                 account,
@@ -423,6 +541,17 @@ class LinkedAccountAdmin(DatabaseErrorsAsMessages, ReadOnlyChangeForm, admin.Mod
             % {"count": ended},
             messages.SUCCESS,
         )
+        return None
+
+    def account_items(self, queryset: QuerySet) -> list[tuple[str, str]]:
+        """Each account as the confirmation page lists it: who, where, how many sessions."""
+        return [
+            (
+                f"{self.user_display(account)} · {realm_text(account.realm)} · {account.sub}",
+                sessions_text(account.session_count),
+            )
+            for account in queryset.select_related("user").annotate(session_count=Count("sessions"))
+        ]
 
     @admin.action(description=_("Rafraîchir les jetons maintenant"), permissions=["change"])
     def refresh_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:

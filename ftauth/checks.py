@@ -150,9 +150,20 @@ def check_settings(app_configs=None, **kwargs):
     return errors
 
 
+KEY_HINT = (
+    "Set FTAUTH['TOKEN_KEYS'] (FTAUTH_TOKEN_KEYS in the demo) to one or more Fernet keys, "
+    "the newest first; make one once, and keep it, with "
+    "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
+)
+
+
 @checks.register(checks.Tags.security)
 def check_token_keys(app_configs=None, **kwargs):
-    """FTAUTH['TOKEN_KEYS'] present and well-formed: without it no token can be stored."""
+    """FTAUTH['TOKEN_KEYS'] present and well-formed: without it no token can be stored.
+
+    Also run when the app loads (``FTAuthConfig.ready``), which refuses to start on
+    an error here: a malformed key is a permanent fault, not a page to retry.
+    """
     from .crypto import TokenKeyError, parse_keys
 
     try:
@@ -163,60 +174,57 @@ def check_token_keys(app_configs=None, **kwargs):
         parse_keys(keys)
     except TokenKeyError as exc:
         return [
-            checks.Error(
-                str(exc),
-                hint=(
-                    "Set FTAUTH['TOKEN_KEYS'] (FTAUTH_TOKEN_KEYS in the demo) to one or more "
-                    "Fernet keys, the newest first; make one with "
-                    "python -c 'from cryptography.fernet import Fernet; "
-                    "print(Fernet.generate_key().decode())'."
-                ),
-                id="ftauth.E020" if not keys else "ftauth.E021",
-            )
+            checks.Error(str(exc), hint=KEY_HINT, id="ftauth.E020" if not keys else "ftauth.E021")
         ]
     return []
 
 
-# How many of the most recent token sets the database check tries to decrypt.
+# How many of the most recent token sets the check of stored tokens tries to decrypt:
+# one indexed query and a hundred decryptions, cheap enough for every ``check``.
 TOKEN_SAMPLE = 50
 
 
-@checks.register(checks.Tags.database)
-def check_stored_tokens(app_configs=None, databases=None, **kwargs):
-    """Stored tokens decrypt with the configured keys (a key removed too early is caught
-    at ``migrate`` or ``check --database default``, not as errors at sign-in)."""
-    if not databases:
-        return []
+@checks.register()
+def check_stored_tokens(app_configs=None, **kwargs):
+    """Stored tokens decrypt with the configured keys: a key removed or changed too
+    early is reported by ``check``, ``runserver``, ``migrate`` and ``ftauth_doctor``,
+    not discovered user by user.
+
+    Not tagged ``database`` on purpose (a plain ``check`` must say it), so it reads a
+    database: one that is unreachable or not migrated yet says nothing here (the
+    doctor reports it).
+    """
     from django.db import DatabaseError
 
-    from .crypto import TokenDecryptionError, TokenKeyError, decrypt
+    from .crypto import TokenKeyError, cipher
+    from .vault import is_readable
+
+    try:
+        cipher()
+    except (TokenKeyError, ConfigurationError):
+        return []  # reported by check_token_keys or check_settings
     from .models import Grant
 
-    unreadable = 0
     try:
-        sample = Grant.objects.order_by("-obtained_at").values_list(
-            "access_token_ciphertext", "refresh_token_ciphertext"
-        )[:TOKEN_SAMPLE]
-        for ciphertexts in sample:
-            try:
-                for ciphertext in ciphertexts:
-                    decrypt(ciphertext)
-            except TokenDecryptionError:
-                unreadable += 1
-    except TokenKeyError:
-        return []  # reported by check_token_keys
+        sample = list(
+            Grant.objects.order_by("-obtained_at").only(
+                "access_token_ciphertext", "refresh_token_ciphertext"
+            )[:TOKEN_SAMPLE]
+        )
     except DatabaseError:
-        return []  # not migrated yet
+        return []  # unreachable, or not migrated yet
+    unreadable = sum(not is_readable(grant) for grant in sample)
     if not unreadable:
         return []
     return [
         checks.Error(
-            f"{unreadable} of the most recent stored token sets cannot be decrypted with "
-            "FTAUTH['TOKEN_KEYS'].",
+            f"{unreadable} of the {len(sample)} most recent grants hold tokens that cannot "
+            "be decrypted with FTAUTH['TOKEN_KEYS']: their users are asked to sign in again.",
             hint=(
                 "The key they were encrypted with was removed or changed. Put it back at the "
                 "end of FTAUTH['TOKEN_KEYS'], run manage.py ftauth_rotate_keys, and remove it "
-                "only then. Tokens that stay unreadable end with a new sign-in."
+                "only then. If the key is lost, manage.py ftauth_rotate_keys "
+                "--forget-unreadable ends those grants (their users sign in again)."
             ),
             id="ftauth.E022",
         )

@@ -33,7 +33,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import crypto, vault
+from . import vault
 from .api.client import ApiClient, ApiResponse
 from .api.clients import build_client
 from .api.credentials import GrantCredentials
@@ -142,15 +142,17 @@ def _probe(
         return _Probe.REFUSED, exc
     except vault.GrantInvalidated:
         return _Probe.ENDED, None
+    except vault.TokensUnreadable as exc:
+        # A key is missing: the grant cannot be checked, which proves nothing (it
+        # keeps the account, like any grant that cannot be checked now).
+        logger.error("consent check of grant %s impossible: %s", grant.pk, exc)
+        return _Probe.UNKNOWN, None
     except vault.TokensUnavailable:
         return _Probe.GONE, None
     except TransportError as exc:
         if raise_transient:
             raise
         logger.info("consent check of grant %s postponed: %s", grant.pk, exc)
-        return _Probe.UNKNOWN, None
-    except crypto.TokenDecryptionError as exc:
-        logger.error("consent check of grant %s impossible: %s", grant.pk, exc)
         return _Probe.UNKNOWN, None
     except FTAuthError as exc:
         # invalid_client, a 403 from userinfo...: something to fix, not a sign

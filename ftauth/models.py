@@ -124,9 +124,24 @@ class Grant(models.Model):
         indexes = [models.Index(fields=["account", "-refreshed_at"], name="ftauth_grant_latest")]
 
     def __str__(self) -> str:
-        return f"Grant({self.pk})"
+        # « Espace candidat · connexion du 12 mars 2026 14:03 · Firefox 128 · Linux »:
+        # what tells one device from another, never a token.
+        from django.utils.formats import date_format
 
-    __repr__ = __str__
+        from .internal.devices import describe
+        from .internal.names import realm_label
+
+        parts = []
+        if self.account_id is not None:
+            parts.append(str(realm_label(self.account.realm)).capitalize())
+        when = date_format(timezone.localtime(self.obtained_at), "DATETIME_FORMAT")
+        parts.append(_("connexion du %(date)s") % {"date": when})
+        if self.device:
+            parts.append(describe(self.device))
+        return " · ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"Grant({self.pk})"
 
 
 class AccountSession(models.Model):
@@ -241,8 +256,8 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(_("date"), default=timezone.now, db_index=True)
 
     class Meta:
-        verbose_name = _("événement d'audit")
-        verbose_name_plural = _("événements d'audit")
+        verbose_name = _("événement d’audit")
+        verbose_name_plural = _("événements d’audit")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:

@@ -61,6 +61,34 @@ class TokensUnavailable(FTAuthError):
     or the tokens expired with no refresh token. The user must sign in again."""
 
 
+class TokensUnreadable(TokensUnavailable, crypto.TokenDecryptionError):
+    """This grant's tokens cannot be decrypted with any key of ``FTAUTH["TOKEN_KEYS"]``
+    (the key they were encrypted with was removed or changed).
+
+    The grant cannot serve, so this device signs in again (a new grant, under the
+    current key); the ciphertext is left untouched, and putting the key back
+    recovers it. ``manage.py check`` reports such grants (ftauth.E022).
+    """
+
+
+def _decrypt(ciphertext: str) -> str:
+    try:
+        return crypto.decrypt(ciphertext)
+    except crypto.TokenDecryptionError:
+        raise TokensUnreadable() from None
+
+
+def is_readable(grant: Grant) -> bool:
+    """Whether the configured keys decrypt the grant's tokens (the access and refresh
+    tokens: what the grant serves with)."""
+    try:
+        for ciphertext in (grant.access_token_ciphertext, grant.refresh_token_ciphertext):
+            crypto.decrypt(ciphertext)
+    except crypto.TokenDecryptionError:
+        return False
+    return True
+
+
 class GrantInvalidated(TokensUnavailable):
     """France Travail's refreshed ID token for this grant is invalid: the grant was
     ended (that device signs in again). Says nothing about consent. ``rule``
@@ -99,6 +127,7 @@ class TokenStatus(enum.StrEnum):
     VALID = "valid"
     EXPIRING = "expiring"
     EXPIRED = "expired"
+    UNREADABLE = "unreadable"
     WITHDRAWN = "withdrawn"
     NONE = "none"
 
@@ -111,6 +140,7 @@ STATUS_LABELS = {
     TokenStatus.VALID: _("valides"),
     TokenStatus.EXPIRING: _("bientôt expirés"),
     TokenStatus.EXPIRED: _("expirés"),
+    TokenStatus.UNREADABLE: _("illisibles : reconnectez-vous"),
     TokenStatus.WITHDRAWN: _("consentement retiré"),
     TokenStatus.NONE: _("aucun jeton"),
 }
@@ -129,10 +159,13 @@ def identity_claims(claims: dict[str, Any]) -> dict[str, Any]:
 
 
 def device_of(request: HttpRequest | None) -> str:
-    """A short, non-identifying name for the browser, shown in the admin."""
+    """A short, non-identifying name for the browser ("Firefox 128 · Linux"), shown in
+    the admin; the ``User-Agent`` itself is not kept."""
+    from .internal.devices import describe
+
     if request is None:
         return ""
-    return request.headers.get("User-Agent", "")[:200]
+    return describe(request.headers.get("User-Agent", "")[:1000])
 
 
 def new_grant(
@@ -196,13 +229,19 @@ def get_id_token(grant: Grant | None) -> str:
     """The grant's last ID token (for ``id_token_hint``), or ``""``."""
     if grant is None:
         return ""
-    return crypto.decrypt(grant.id_token_ciphertext)
+    return _decrypt(grant.id_token_ciphertext)
 
 
 def status_of(grant: Grant | None, *, now: datetime | None = None) -> TokenStatus:
-    """Where a grant's tokens stand, for the account page and the admin."""
+    """Where a grant's tokens stand, for the account page and the admin.
+
+    Tokens the configured keys cannot decrypt are ``UNREADABLE`` whatever their
+    expiry says: they serve no call until their key is back.
+    """
     if grant is None:
         return TokenStatus.NONE
+    if not is_readable(grant):
+        return TokenStatus.UNREADABLE
     now = now or timezone.now()
     if grant.expires_at is None or grant.expires_at <= now:
         # Expired access tokens are renewed on use while a refresh token exists.
@@ -230,11 +269,11 @@ def access_token(grant: Grant) -> str:
     Raises :class:`GrantRefused` (France Travail refused the refresh),
     :class:`TokensUnavailable` (forgotten, or expired without a refresh token),
     :class:`TransportError` (France Travail unreachable and the token expired),
-    :class:`~ftauth.crypto.TokenDecryptionError` (a key is missing).
+    :class:`TokensUnreadable` (a key is missing: sign in again).
     """
     if not _needs_refresh(grant, timezone.now()):
-        return crypto.decrypt(grant.access_token_ciphertext)
-    return crypto.decrypt(refresh(grant).access_token_ciphertext)
+        return _decrypt(grant.access_token_ciphertext)
+    return _decrypt(refresh(grant).access_token_ciphertext)
 
 
 def refresh(grant: Grant, *, force: bool = False) -> Grant:
@@ -262,7 +301,7 @@ def refresh(grant: Grant, *, force: bool = False) -> Grant:
             return current
         if not force and not _needs_refresh(current, timezone.now()):
             return current
-        refresh_token = crypto.decrypt(current.refresh_token_ciphertext)
+        refresh_token = _decrypt(current.refresh_token_ciphertext)
         if not refresh_token:
             if not force and status_of(current) is not TokenStatus.EXPIRED:
                 return current
@@ -380,7 +419,7 @@ def validate_pending_id_token(grant: Grant) -> None:
     if not ciphertext:
         return
     try:
-        claims = _validate_refreshed_id_token(grant.account, grant, crypto.decrypt(ciphertext))
+        claims = _validate_refreshed_id_token(grant.account, grant, _decrypt(ciphertext))
     except (TransportError, InvalidResponse) as exc:
         # The JWKS (or discovery) unreachable or garbled: France Travail's trouble, not
         # the token's. Kept for later; the tokens it came with serve meanwhile.

@@ -161,3 +161,19 @@ def revocations():
     consent_revoked.connect(receiver)
     yield received
     consent_revoked.disconnect(receiver)
+
+
+def give_password(*clients) -> None:
+    """The user signed in on ``clients`` gets a password of the site's own: unlinking
+    their only France Travail identity is then allowed (``AccountAdapter.can_unlink``).
+    Each client's session is kept valid (Django ties a session to the password)."""
+    from django.contrib.auth import HASH_SESSION_KEY
+    from django.contrib.auth import SESSION_KEY as USER_KEY
+
+    user = get_user_model().objects.get(pk=clients[0].session[USER_KEY])
+    user.set_password("pw-site-own-1")
+    user.save(update_fields=["password"])
+    for client in clients:
+        session = client.session
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()

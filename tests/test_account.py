@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from ftauth.internal.sessions import SESSION_KEY
 from ftauth.models import AuditEvent, Grant, LinkedAccount
-from tests.lifecycle import sign_in
+from tests.lifecycle import give_password, make_account, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +26,6 @@ def test_account_page_lists_identities_with_token_status(fakeop):
     assert account.sub in html
     assert 'data-status="valid"' in html and "valides" in html
     assert f'action="{UNLINK}"' in html
-    assert "pas de mot de passe" in html  # the only way in: the page warns before unlinking
     assert "plaintext" not in html and "AT-" not in html
 
 
@@ -36,6 +37,7 @@ def test_account_page_needs_a_signed_in_user():
 def test_unlink_forgets_tokens_and_keeps_the_user_signed_in(fakeop):
     client = Client()
     account = sign_in(client, fakeop, "sub-unlink-me")
+    give_password(client)
     user_id = account.user_id
     response = client.post(UNLINK)
     assert response.status_code == 302 and response["Location"] == ACCOUNT
@@ -67,11 +69,54 @@ def test_unlink_of_an_identity_not_linked_is_404(fakeop):
 def test_unlink_honours_a_safe_next_only(fakeop):
     client = Client()
     sign_in(client, fakeop, "sub-next-safe")
+    give_password(client)
     assert client.post(UNLINK, {"next": "/profile/"})["Location"] == "/profile/"
     other = Client()
     sign_in(other, fakeop, "sub-next-unsafe")
+    give_password(other)
     response = other.post(UNLINK, {"next": "https://evil.example/"})
     assert response["Location"] == ACCOUNT
+
+
+def test_unlinking_the_only_way_into_an_account_is_refused(fakeop):
+    """No password, no other identity: the account would be orphaned, and the next
+    sign-in would make a second user (``ft-individu-…-2``)."""
+    client = Client()
+    account = sign_in(client, fakeop, "sub-only-way-in")
+    page = client.get(ACCOUNT).content.decode()
+    assert 'data-field="unlink-refused"' in page and "ne peut pas être déliée" in page
+    refused = r"<button[^>]* disabled aria-describedby=\"ftauth-unlink-refused-individu"
+    assert re.search(refused, page)
+    response = client.post(UNLINK, {"next": "/profile/"})
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "seul moyen de se connecter" in html and "n’a pas été déliée" in html
+    assert 'href="/profile/"' in html  # the way back is where the user came from
+    assert LinkedAccount.objects.filter(pk=account.pk).exists()
+    assert Grant.objects.filter(account=account).exists()
+    assert SESSION_KEY in client.session
+    assert not AuditEvent.objects.filter(kind="unlinked").exists()
+
+
+def test_unlinking_is_allowed_with_a_password(fakeop):
+    client = Client()
+    account = sign_in(client, fakeop, "sub-with-password")
+    give_password(client)
+    page = client.get(ACCOUNT).content.decode()
+    assert 'data-field="unlink-refused"' not in page and " disabled" not in page
+    assert client.post(UNLINK).status_code == 302
+    assert not LinkedAccount.objects.filter(pk=account.pk).exists()
+
+
+def test_unlinking_is_allowed_when_another_identity_stays_linked(fakeop):
+    client = Client()
+    account = sign_in(client, fakeop, "sub-two-identities")
+    other = make_account("employeur", user=account.user)
+    assert client.post(UNLINK).status_code == 302
+    assert not LinkedAccount.objects.filter(pk=account.pk).exists()
+    # The one left is now the only way in: it stays.
+    assert client.post("/ftauth/account/unlink/employeur/").status_code == 409
+    assert LinkedAccount.objects.filter(pk=other.pk).exists()
 
 
 def test_withdrawn_page_is_public_and_not_cached():

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ftauth import crypto, vault
+from ftauth.admin import SQL_STATUSES
 from ftauth.internal import audit
 from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.signals import consent_revoked
@@ -151,7 +152,7 @@ def test_status_column_and_filter_decide_the_same_way(fakeop, staff):
     rows = staff.get(url).context["cl"].result_list
     column = {account.sub: model_admin.token_status(account) for account in rows}
     assert column == {sub: str(vault.TokenStatus(status).label) for sub, status in expected.items()}
-    for status in vault.TokenStatus:
+    for status in SQL_STATUSES:
         rows = staff.get(url, {"token_status": status.value}).context["cl"].result_list
         shown = {account.sub for account in rows}
         assert shown == {sub for sub, value in expected.items() if value == status.value}, status
@@ -214,7 +215,7 @@ def test_withdraw_action_ends_sessions_and_forgets_tokens(fakeop, staff):
         account = sign_in(browser, fakeop, "sub-admin-withdraw")
         response = staff.post(
             reverse("admin:ftauth_linkedaccount_changelist"),
-            {"action": "withdraw_consent", "_selected_action": [account.pk]},
+            {"action": "withdraw_consent", "_selected_action": [account.pk], "post": "yes"},
             follow=True,
         )
     finally:
@@ -275,3 +276,154 @@ def test_actions_need_the_change_permission(fakeop):
     client.post(url, {"action": "withdraw_consent", "_selected_action": [account.pk]})
     assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is None
     assert Grant.objects.filter(account=account).exists()
+
+
+CHANGELIST = "admin:ftauth_linkedaccount_changelist"
+
+
+@pytest.mark.parametrize("action", ["withdraw_consent", "end_all_grants"])
+def test_ending_actions_ask_for_confirmation_first(fakeop, staff, action):
+    browser = Client()
+    account = sign_in(browser, fakeop, f"sub-confirm-{action}")
+    url = reverse(CHANGELIST)
+    page = staff.post(url, {"action": action, "_selected_action": [account.pk]})
+    # The intermediate page, like Django's delete: what will happen, to whom; nothing done.
+    assert page.status_code == 200
+    html = page.content.decode()
+    effect = {"withdraw_consent": "consent_revoked", "end_all_grants": "reste valable"}[action]
+    assert 'data-ftauth="effects"' in html and effect in html
+    assert account.sub in html and "1 session" in html
+    assert 'name="post" value="yes"' in html and f'name="action" value="{action}"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert Grant.objects.filter(account=account).exists()
+    assert AccountSession.objects.filter(account=account).exists()
+    assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is None
+    assert not AuditEvent.objects.filter(
+        account=account, kind__in=["consent_revoked", "sessions_ended"]
+    ).exists()
+    assert browser.get("/ftauth/account/").status_code == 200
+    # Confirmed: done.
+    staff.post(url, {"action": action, "_selected_action": [account.pk], "post": "yes"})
+    assert not Grant.objects.filter(account=account).exists()
+    assert (LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is not None) == (
+        action == "withdraw_consent"
+    )
+
+
+def test_ending_grants_asks_for_confirmation_first(fakeop, staff):
+    browser = Client()
+    account = sign_in(browser, fakeop, "sub-confirm-grant")
+    grant = Grant.objects.get(account=account)
+    url = reverse("admin:ftauth_grant_changelist")
+    page = staff.post(url, {"action": "end_grants", "_selected_action": [grant.pk]})
+    assert page.status_code == 200 and str(grant) in page.content.decode()
+    assert Grant.objects.filter(pk=grant.pk).exists()
+    staff.post(url, {"action": "end_grants", "_selected_action": [grant.pk], "post": "yes"})
+    assert not Grant.objects.filter(pk=grant.pk).exists()
+
+
+@pytest.mark.parametrize("action", ["withdraw_consent", "end_all_grants", "refresh_tokens"])
+def test_admin_actions_are_csrf_protected(fakeop, action):
+    """A POST without the token, whether the action or its confirmation, is refused."""
+    admin_user = get_user_model().objects.create_superuser("csrf-admin", "c@example.org", "pw-1")
+    staff = Client(enforce_csrf_checks=True)
+    staff.force_login(admin_user)
+    browser = Client()
+    account = sign_in(browser, fakeop, f"sub-csrf-{action}")
+    before = Grant.objects.get(account=account).access_token_ciphertext
+    url = reverse(CHANGELIST)
+    for extra in ({}, {"post": "yes"}):
+        response = staff.post(url, {"action": action, "_selected_action": [account.pk], **extra})
+        assert response.status_code == 403
+    assert Grant.objects.get(account=account).access_token_ciphertext == before
+    assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is None
+    assert not fakeop.refresh_requests()
+
+
+def test_a_grant_reads_as_realm_date_and_device_never_a_token(fakeop):
+    account = linked_with_tokens(fakeop)
+    grant = Grant.objects.get(account=account)
+    Grant.objects.filter(pk=grant.pk).update(device=FIREFOX)
+    grant.refresh_from_db()
+    text = str(grant)
+    assert text.startswith("Espace candidat · connexion du ")
+    assert text.endswith(" · Firefox 128 · Linux")
+    assert "Grant(" not in text
+    for secret in secrets_of([account]):
+        assert secret not in text
+
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def test_the_device_is_a_short_description_not_the_user_agent(fakeop, staff):
+    browser = Client(HTTP_USER_AGENT=FIREFOX)
+    account = sign_in(browser, fakeop, "sub-device")
+    grant = Grant.objects.get(account=account)
+    assert grant.device == "Firefox 128 · Linux"  # all that is kept of the header
+    # A grant stored before: its whole User-Agent, shown short all the same.
+    legacy = store_tokens(account)
+    Grant.objects.filter(pk=legacy.pk).update(device=FIREFOX)
+    for url in (
+        reverse("admin:ftauth_grant_changelist"),
+        reverse("admin:ftauth_grant_change", args=[legacy.pk]),
+        reverse("admin:ftauth_linkedaccount_change", args=[account.pk]),
+    ):
+        html = staff.get(url).content.decode()
+        assert "Firefox 128 · Linux" in html and "Gecko/20100101" not in html, url
+
+
+XSS = "<script>alert(1)</script>"
+
+
+def test_a_user_agent_with_markup_is_escaped_in_the_admin(fakeop, staff):
+    browser = Client(HTTP_USER_AGENT=XSS)
+    account = sign_in(browser, fakeop, "sub-xss-device")
+    grant = Grant.objects.get(account=account)
+    assert grant.device == XSS  # nothing to summarise in it: kept as sent, cut short
+    for url in (
+        reverse("admin:ftauth_grant_changelist"),
+        reverse("admin:ftauth_grant_change", args=[grant.pk]),
+        reverse("admin:ftauth_linkedaccount_change", args=[account.pk]),
+        reverse("admin:ftauth_grant_delete", args=[grant.pk]),
+    ):
+        html = staff.get(url).content.decode()
+        assert XSS not in html, url
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
+    page = staff.post(
+        reverse("admin:ftauth_grant_changelist"),
+        {"action": "end_grants", "_selected_action": [grant.pk]},
+    ).content.decode()
+    assert XSS not in page and "&lt;script&gt;" in page
+
+
+MARKUP_NAME = '<img src=x onerror="alert(1)">'
+
+
+def test_claims_with_markup_are_escaped_on_the_site_and_in_the_admin(fakeop, staff):
+    fakeop.userinfo_body = {
+        "sub": "sub-xss-claims",
+        "given_name": MARKUP_NAME,
+        "family_name": XSS,
+        "email": "xss@example.org",
+    }
+    browser = Client()
+    account = sign_in(browser, fakeop, "sub-xss-claims")
+    assert account.claims["given_name"] == MARKUP_NAME
+    pages = {
+        "profile": browser.get("/profile/"),
+        "home": browser.get("/"),
+        "account": browser.get("/ftauth/account/"),
+        "admin list": staff.get(reverse(CHANGELIST)),
+        "admin change": staff.get(reverse("admin:ftauth_linkedaccount_change", args=[account.pk])),
+        "admin confirm": staff.post(
+            reverse(CHANGELIST), {"action": "withdraw_consent", "_selected_action": [account.pk]}
+        ),
+    }
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        html = response.content.decode()
+        assert MARKUP_NAME not in html and XSS not in html, name
+        assert "<img src=x" not in html and "<script>alert" not in html, name
+    for name in ("profile", "home", "admin list", "admin change", "admin confirm"):
+        assert "&lt;img src=x" in pages[name].content.decode(), name

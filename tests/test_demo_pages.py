@@ -308,3 +308,30 @@ def test_offres_over_quota_says_when_to_try_again(sandbox, visitor, settings):
     second = visitor.get("/offres/", params={"motsCles": "cuisinier"})
     assert second.status_code == 200
     assert re.search(r"réessayez dans \d+ s\.", second.text)
+
+
+def test_ftauth_pages_use_the_demos_layout(client, db):
+    """An error of the sign-in (here an unknown state) is a page of the demo, with its
+    header and navigation, not a bare page of its own."""
+    response = client.get("/ftauth/callback/individu/", {"state": "unknown", "code": "x"})
+    assert response.status_code == 400
+    page = parse(response)
+    html = response.content.decode()
+    assert ("a", {"class": "brand", "href": "/"}) in page.tags  # the demo's header
+    assert 'aria-label="Navigation principale"' in html
+    assert "<title>Demande de connexion inconnue ou expirée · Démo ftauth</title>" in html
+    assert 'class="ftauth-error"' in html and "Recommencez la connexion" in html
+    logout = client.get("/ftauth/logout/").content.decode()
+    assert 'class="brand"' in logout and 'data-ftauth-page="logout"' in logout
+
+
+def test_profile_says_when_the_identity_cannot_be_unlinked(client, signed_in):
+    html = client.get("/profile/").content.decode()
+    assert 'data-field="unlink-refused"' in html and "seul moyen de se connecter" in html
+    assert re.search(r'<button type="submit" class="danger" disabled', html)
+    user = signed_in.user
+    user.set_password("pw-site-own-1")
+    user.save()
+    client.force_login(user, backend="ftauth.backends.FranceTravailBackend")
+    html = client.get("/profile/").content.decode()
+    assert 'data-field="unlink-refused"' not in html and " disabled" not in html

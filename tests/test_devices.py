@@ -25,7 +25,7 @@ from ftauth.internal import audit
 from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from ftauth.sandbox.consents import withdraw_consent
 from ftauth.sandbox.scripted import ScriptedUser, forms_of
-from tests.lifecycle import age_account_check, age_session, sign_in
+from tests.lifecycle import age_account_check, age_session, give_password, sign_in
 
 PERSONA = "sandbox-individu-camille"
 WITHDRAWN = "/ftauth/consent-withdrawn/"
@@ -280,6 +280,7 @@ def test_sign_in_after_unlink_is_a_first_sign_in(fakeop):
     first = Client()
     account = sign_in(first, fakeop, "sub-relink")
     old_user = account.user
+    give_password(first)  # another way in: the identity may be unlinked
     assert first.post("/ftauth/account/unlink/individu/").status_code == 302
     assert not LinkedAccount.objects.filter(sub="sub-relink").exists()
     first.post("/ftauth/logout/")
@@ -297,7 +298,8 @@ def test_signed_in_user_relinks_the_unlinked_identity(fakeop):
     client = Client()
     account = sign_in(client, fakeop, "sub-relink-same")
     user = account.user
-    client.post("/ftauth/account/unlink/individu/")
+    give_password(client)  # another way in: the identity may be unlinked
+    assert client.post("/ftauth/account/unlink/individu/").status_code == 302
     # While still signed in as that user: the link waits for the user's confirmation.
     response = client.get("/ftauth/login/individu/")
     params = {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
@@ -337,7 +339,7 @@ def test_admin_ends_one_grant(fakeop, two_devices):
     laptop_grant_id = AccountSession.objects.get(sid=laptop.session["_ftauth"]["sid"]).grant_id
     response = admin_client.post(
         reverse("admin:ftauth_grant_changelist"),
-        {"action": "end_grants", "_selected_action": [laptop_grant_id]},
+        {"action": "end_grants", "_selected_action": [laptop_grant_id], "post": "yes"},
     )
     assert response.status_code == 302
     assert not page_ok(laptop) and page_ok(phone)
@@ -377,6 +379,7 @@ def test_database_error_during_sign_out(fakeop, two_devices, failing_audit):
 @pytest.mark.django_db
 def test_database_error_during_unlink(fakeop, two_devices, failing_audit):
     laptop, phone, account, _ = two_devices
+    give_password(laptop, phone)  # another way in: the identity may be unlinked
     assert laptop.post("/ftauth/account/unlink/individu/").status_code == 503
     assert LinkedAccount.objects.filter(pk=account.pk).exists()
     assert AccountSession.objects.filter(account=account).count() == 2 and page_ok(phone)
@@ -506,7 +509,9 @@ def test_database_error_during_an_admin_action_is_a_message(fakeop, two_devices,
     admin_client.force_login(staff)
     url = reverse("admin:ftauth_linkedaccount_changelist")
     response = admin_client.post(
-        url, {"action": "end_all_grants", "_selected_action": [account.pk]}, follow=True
+        url,
+        {"action": "end_all_grants", "_selected_action": [account.pk], "post": "yes"},
+        follow=True,
     )
     assert response.status_code == 200
     assert "La base de données est indisponible" in response.content.decode()

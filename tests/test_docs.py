@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -89,3 +90,45 @@ def test_readme_installs_from_the_package_index_first():
     readme = (ROOT / "README.md").read_text()
     install = readme.split("## Install in your project", 1)[1]
     assert PIP_INSTALL.search(install)[1] == "django-ftauth"
+
+
+def test_install_md_makes_the_token_key_once_and_keeps_it(tmp_path):
+    """Each shell of docs/install.md runs its ``sh env`` blocks: the key the settings
+    read must be the same in every one, or a restart makes every stored token unreadable."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.browser.test_install_docs import blocks
+
+    found = blocks((ROOT / "docs/install.md").read_text())
+    exports = "".join(b.text for b in found if "env" in b.tags)
+    settings_block = next(b.text for b in found if b.file == "mysite/settings.py")
+    # The project's settings.py up to that block: what startproject defines before it.
+    read_keys = (
+        "import pathlib\n"
+        f"namespace = {{'BASE_DIR': pathlib.Path.cwd(), 'INSTALLED_APPS': [], 'MIDDLEWARE': []}}\n"
+        f"exec({settings_block!r}, namespace)\n"
+        "print(','.join(namespace['FTAUTH']['TOKEN_KEYS']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FT_", "FTAUTH_"))}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env.get('PATH', '')}"
+
+    def shell() -> str:
+        script = f"{exports}\npython -c {shlex.quote(read_keys)}"
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    from cryptography.fernet import Fernet
+
+    first, second = shell(), shell()
+    Fernet(first)  # one well-formed key
+    assert first == second

@@ -86,3 +86,43 @@ def test_site_is_required_in_production(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="--site"):
         call_command("ftauth_doctor", stdout=io.StringIO())
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_before_the_sandbox_is_up_it_says_start_it(settings):
+    """The doctor run before ``runserver``, with the sandbox on the site itself (the
+    demo's default): the sandbox is not running; no firewall, no registration to blame."""
+    site = f"http://127.0.0.1:{closed_port()}"
+    settings.FTAUTH = {
+        **{k: v for k, v in settings.FTAUTH.items() if k not in ("REALMS", "API_URL")},
+        "REALMS": {"individu": {}, "employeur": {}},
+        "APPLICATION_SCOPES": ["api_offresdemploiv2"],
+    }
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    status, report = doctor("--site", site)
+    assert status == 1, report
+    errors = "\n".join(lines(report, "error"))
+    for check in ("realm individu discovery", "realm employeur discovery", "application token"):
+        assert f"{check}" in errors and f"the sandbox is not running at {site}" in errors, report
+    assert "fix: Start the site that serves the sandbox" in report
+    assert "firewall" not in report and "francetravail.io" not in report, report
+    assert f"{site}/ftauth/callback/individu/ (the sandbox stands in" in report
+
+
+def test_against_france_travail_an_unreachable_server_points_at_the_network(settings):
+    settings.FTAUTH = {
+        **settings.FTAUTH,
+        "SANDBOX": False,
+        "REALMS": {"individu": {"server": f"http://127.0.0.1:{closed_port()}"}},
+    }
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    _status, report = doctor("--site", "http://127.0.0.1:8000")
+    assert "firewall, proxy, DNS" in report and "sandbox" not in report
+    assert "must be registered as a redirect URI on francetravail.io" in report

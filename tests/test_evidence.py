@@ -351,7 +351,7 @@ def test_an_ending_does_not_wait_for_a_refresh_in_flight(
         admin.force_login(admin_user)
         response = admin.post(
             "/admin/ftauth/grant/",
-            {"action": "end_grants", "_selected_action": [laptop_grant]},
+            {"action": "end_grants", "_selected_action": [laptop_grant], "post": "yes"},
         )
         assert response.status_code == 302
     assert thread.is_alive(), "the ending completed while the refresh was still in flight"

@@ -21,6 +21,7 @@ from ftauth.core.realms import build_realm
 from ftauth.models import LinkedAccount
 from tests.fakeop import DROP
 from tests.idp import authorize, callback, sign_in, start
+from tests.lifecycle import give_password
 
 pytestmark = pytest.mark.django_db
 
@@ -332,6 +333,7 @@ def test_a_cache_alias_missing_from_caches_is_no_500(client, idp, settings):
 def test_signing_in_again_after_an_unlink_works(idp):
     first = Client()
     assert sign_in(first, idp)[1].status_code == 302
+    give_password(first)  # another way in: the identity may be unlinked
     assert first.post("/ftauth/account/unlink/individu/").status_code == 302
     _params, response = sign_in(Client(), idp)
     assert response.status_code == 302

@@ -78,7 +78,7 @@ def test_an_expired_sign_in_says_so_and_gives_the_time_limit(sandbox, settings):
 def test_get_on_logout_gives_a_page_with_the_form(sandbox):
     user = ScriptedUser(sandbox)
     signed_out = user.get("/ftauth/logout/")
-    assert signed_out.status_code == 200 and "Vous n\u2019êtes pas connecté" in signed_out.text
+    assert signed_out.status_code == 200 and "Aucune session n\u2019est ouverte" in signed_out.text
     user.sign_in("individu", persona=PERSONA)
     page = user.get("/ftauth/logout/")
     form = next(f for f in forms_of(page) if f.action == "/ftauth/logout/")
@@ -105,6 +105,51 @@ def test_two_tabs_on_the_sandbox_login_page_both_end_signed_in(sandbox):
     second = user.submit(tab2, form_id="ftauth-sandbox-login", button=("persona", PERSONA))
     assert "CSRF" not in second.text
     assert second.status_code == 200 and second.url.endswith("/profile/")
+
+
+def choose_and_accept(user: ScriptedUser, page, persona: str):
+    """Pick ``persona`` on a sandbox login page and accept the consent screen."""
+    page = user.submit(page, form_id="ftauth-sandbox-login", button=("persona", persona))
+    return user.submit(page, form_id="ftauth-sandbox-consent", button=("decision", "accept"))
+
+
+def test_two_tabs_choosing_two_personas_each_sign_in_as_their_own(sandbox):
+    """Tab 1 signs in as Camille; tab 2, shown before, chooses Karim: it must not come
+    back signed in as Camille without a word."""
+    user = ScriptedUser(sandbox)
+    tab1 = user.get("/ftauth/login/individu/")
+    tab2 = user.get("/ftauth/login/individu/")
+    first = choose_and_accept(user, tab1, PERSONA)
+    assert first.url.endswith("/profile/") and "Camille Martin" in first.text
+    karim = "sandbox-individu-karim"
+    second = user.submit(tab2, form_id="ftauth-sandbox-login", button=("persona", karim))
+    # Said plainly, on the identity server's page, with a fresh form: nothing issued.
+    assert second.status_code == 403 and "/ftauth/callback/" not in second.url
+    notice = html.unescape(second.text.split('id="ftauth-sandbox-stale">')[1].split("</p>")[0])
+    assert "un autre onglet a ouvert une session au nom de" in notice and "Camille" in notice
+    # Chosen again from the fresh form: the consent page is Karim's, and so is the identity.
+    consent = user.submit(second, form_id="ftauth-sandbox-login", button=("persona", karim))
+    assert "Karim" in consent.text and "Camille" not in consent.text
+    back = user.submit(consent, form_id="ftauth-sandbox-consent", button=("decision", "accept"))
+    # Camille is signed in on the site: linking Karim's identity asks first (link-confirm).
+    assert 'data-ftauth-page="link-confirm"' in back.text
+    assert "Karim" in back.text.split('data-ftauth="identity">')[1].split("</strong>")[0]
+
+
+def test_a_stale_consent_form_never_consents_for_another_sign_in(sandbox):
+    user = ScriptedUser(sandbox)
+    tab1 = user.get("/ftauth/login/individu/")
+    tab2 = user.get("/ftauth/login/individu/")
+    # Tab 2 reaches Karim's consent page; tab 1 then signs in as Camille.
+    karims_consent = user.submit(
+        tab2, form_id="ftauth-sandbox-login", button=("persona", "sandbox-individu-karim")
+    )
+    choose_and_accept(user, tab1, PERSONA)
+    answer = user.submit(
+        karims_consent, form_id="ftauth-sandbox-consent", button=("decision", "accept")
+    )
+    assert answer.status_code == 403 and 'id="ftauth-sandbox-stale"' in answer.text
+    assert "/ftauth/callback/" not in answer.url
 
 
 def test_consent_withdrawn_page_offers_the_button_of_the_realm_concerned(sandbox, client):
@@ -190,7 +235,7 @@ def test_demo_profile_shows_the_persons_name_and_home_the_right_offers_text(sand
     home = user.get("/")
     assert "Sans connexion" in home.text
     page = user.sign_in("individu", persona=PERSONA, next_url="/profile/")
-    assert "Vous êtes connecté en tant que Camille Martin." in page.text
+    assert "Session ouverte au nom de Camille Martin." in page.text
     assert "Compte du site" not in page.text
     home = user.get("/")
     assert "Sans connexion" not in home.text and "propre jeton" in home.text

@@ -16,6 +16,10 @@ ENGLISH = [
     ROOT / "ftauth/sandbox/locale/en/LC_MESSAGES/django.po",
     ROOT / "demo_site/locale/en/LC_MESSAGES/django.po",
 ]
+FRENCH = [Path(str(po).replace("/en/", "/fr/")) for po in ENGLISH]
+# An apostrophe between two letters is French prose (l’application, n’a); code quoted in
+# a message (FTAUTH['REALMS']) has none.
+STRAIGHT_APOSTROPHE = re.compile(r"(?<=[^\W\d_])'(?=[^\W\d_])")
 
 
 @pytest.mark.parametrize("po", ENGLISH, ids=lambda p: str(p.relative_to(ROOT)))
@@ -55,3 +59,41 @@ def test_a_french_browser_gets_french_even_when_the_site_defaults_to_english(set
     html = Client(HTTP_ACCEPT_LANGUAGE="fr-FR,fr;q=0.9").get("/").content.decode()
     assert "Se connecter avec France Travail" in html
     assert re.search(r'<html lang="fr', html)
+
+
+def french_texts(po: Path) -> list[str]:
+    """Every French text of a catalogue: the msgids (French is the source language),
+    and the msgstrs of the French catalogue."""
+    keys = ("msgid", "msgid_plural") + (
+        ("msgstr", "msgstr[0]", "msgstr[1]") if "/fr/" in str(po) else ()
+    )
+    texts, current = [], None
+    for line in po.read_text(encoding="utf-8").splitlines():
+        key, _, rest = line.partition(" ")
+        if key in keys and rest.startswith('"'):
+            current = [rest[1:-1]]
+            texts.append(current)
+        elif line.startswith('"') and current is not None:
+            current.append(line[1:-1])
+        else:
+            current = None
+    return ["".join(parts) for parts in texts if "".join(parts)]
+
+
+@pytest.mark.parametrize("po", ENGLISH + FRENCH, ids=lambda p: str(p.relative_to(ROOT)))
+def test_french_text_uses_the_typographic_apostrophe(po):
+    """One apostrophe on a page, the typographic one: « l’application », never « l'application »
+    beside it."""
+    texts = french_texts(po)
+    assert len(texts) > 40  # the catalogue was read
+    assert [text for text in texts if STRAIGHT_APOSTROPHE.search(text)] == []
+    assert any("’" in text for text in texts)
+
+
+def test_the_demo_says_api_response_in_english():
+    import gettext
+
+    with (ROOT / "demo_site/locale/en/LC_MESSAGES/django.mo").open("rb") as mo:
+        english = gettext.GNUTranslations(mo)
+    text = english.gettext("Réponse de l’API <code>%(path)s</code> :")
+    assert text == "API response <code>%(path)s</code>:"

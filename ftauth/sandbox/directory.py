@@ -27,31 +27,34 @@ REALM_HOST: dict[str, str] = {
     realm: host for host, realms in HOST_REALMS.items() for realm in realms
 }
 
-# Scopes a user may consent to, per realm, with the label of the consent page.
+# Scopes a user may consent to, per realm, with the label of the consent page: what the
+# application asks to do ("L’application … demande à : vous identifier, connaître…").
 USER_SCOPES: dict[str, dict[str, Any]] = {
     "individu": {
         "openid": _("Vous identifier"),
-        "profile": _("Votre nom, votre prénom et votre civilité"),
-        "email": _("Votre adresse électronique"),
-        "api_peconnect-individuv1": _("Accès à votre identité (API Individu)"),
-        "api_peconnect-statutv1": _("Accès à votre statut de demandeur d'emploi (API Statut)"),
-        "statut": _("Votre statut de demandeur d'emploi"),
-        "api_peconnect-coordonneesv1": _("Accès à vos coordonnées (API Coordonnées)"),
-        "coordonnees": _("Vos coordonnées"),
-        "api_peconnect-datenaissancev1": _("Accès à votre date de naissance"),
-        "datenaissance": _("Votre date de naissance"),
+        "profile": _("Connaître votre nom, votre prénom et votre civilité"),
+        "email": _("Connaître votre adresse électronique"),
+        "api_peconnect-individuv1": _("Lire votre identité avec l’API Individu"),
+        "api_peconnect-statutv1": _("Lire votre statut de demandeur d’emploi avec l’API Statut"),
+        "statut": _("Connaître votre statut de demandeur d’emploi"),
+        "api_peconnect-coordonneesv1": _("Lire vos coordonnées avec l’API Coordonnées"),
+        "coordonnees": _("Connaître vos coordonnées"),
+        "api_peconnect-datenaissancev1": _(
+            "Lire votre date de naissance avec l’API Date de naissance"
+        ),
+        "datenaissance": _("Connaître votre date de naissance"),
     },
     "employeur": {
         "openid": _("Vous identifier"),
-        "profile": _("Votre nom et votre prénom"),
-        "email": _("Votre adresse électronique"),
-        "habilitation": _("Vos habilitations de recruteur"),
-        "api_peconnect-entreprisev1": _("Accès à votre identité (API Entreprise)"),
+        "profile": _("Connaître votre nom et votre prénom"),
+        "email": _("Connaître votre adresse électronique"),
+        "habilitation": _("Connaître vos habilitations de recruteur"),
+        "api_peconnect-entreprisev1": _("Lire votre identité avec l’API Entreprise"),
     },
     "partenaire": {
         "openid": _("Vous identifier"),
-        "profile": _("Votre nom et votre prénom"),
-        "email": _("Votre adresse électronique"),
+        "profile": _("Connaître votre nom et votre prénom"),
+        "email": _("Connaître votre adresse électronique"),
     },
 }
 
@@ -70,7 +73,7 @@ APPLICATION_SCOPES = frozenset(
 def scope_label(realm: str, scope: str) -> str:
     """The consent page's wording for ``scope``."""
     if scope.startswith("application_"):
-        return str(_("Identifiant de l'application"))
+        return str(_("Identifier l’application auprès de France Travail"))
     return str(USER_SCOPES.get(realm, {}).get(scope, scope))
 
 
@@ -112,7 +115,7 @@ PERSONAS: tuple[Persona, ...] = (
     Persona(
         sub="sandbox-individu-camille",
         realm="individu",
-        label="Camille Martin, demandeuse d'emploi",
+        label="Camille Martin, demandeuse d’emploi",
         claims={
             "given_name": "Camille",
             "family_name": "Martin",
@@ -124,7 +127,7 @@ PERSONAS: tuple[Persona, ...] = (
     Persona(
         sub="sandbox-individu-karim",
         realm="individu",
-        label="Karim Benali, demandeur d'emploi",
+        label="Karim Benali, demandeur d’emploi",
         claims={
             "given_name": "Karim",
             "family_name": "Benali",
@@ -171,7 +174,7 @@ PERSONAS: tuple[Persona, ...] = (
     Persona(
         sub="sandbox-partenaire-nadia",
         realm="partenaire",
-        label="Nadia Petit, conseillère d'une structure partenaire",
+        label="Nadia Petit, conseillère d’une structure partenaire",
         claims={
             "given_name": "Nadia",
             "family_name": "Petit",

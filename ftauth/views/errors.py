@@ -62,11 +62,18 @@ def error_page(
     message: str,
     status: int,
     retry_url: str | None = None,
+    home_url: str | None = None,
 ) -> HttpResponse:
     response = TemplateResponse(
         request,
         "ftauth/error.html",
-        {"title": title, "message": message, "retry_url": retry_url, "status": status},
+        {
+            "title": title,
+            "message": message,
+            "retry_url": retry_url,
+            "status": status,
+            "home_url": home_url,
+        },
         status=status,
     )
     response["Cache-Control"] = "no-store"
@@ -105,7 +112,7 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
         (ConsentRefused,),
         _("Autorisation refusée"),
         _(
-            "Vous n'avez pas autorisé ce site à accéder à vos informations France Travail. "
+            "Vous n’avez pas autorisé ce site à accéder à vos informations France Travail. "
             "Vous pouvez réessayer quand vous le souhaitez."
         ),
         200,
@@ -143,8 +150,8 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
         (StaffLinkRefused,),
         _("Liaison refusée"),
         _(
-            "Un compte d'administration ne peut pas être lié à une identité France Travail "
-            "depuis une session ouverte. Déconnectez-vous d'abord, ou demandez à un autre "
+            "Un compte d’administration ne peut pas être lié à une identité France Travail "
+            "depuis une session ouverte. Déconnectez-vous d’abord, ou demandez à un autre "
             "administrateur."
         ),
         403,
@@ -154,7 +161,7 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
         (LinkOfferExpired,),
         _("Liaison expirée"),
         _(
-            "Cette demande de liaison a expiré ou a déjà servi. Rien n'a été lié : "
+            "Cette demande de liaison a expiré ou a déjà servi. Rien n’a été lié : "
             "recommencez la connexion avec France Travail."
         ),
         400,
@@ -195,8 +202,8 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
         (FTAuthError,),
         _("Réponse de France Travail refusée"),
         _(
-            "La réponse reçue de France Travail n'a pas pu être vérifiée. "
-            "Par sécurité, vous n'avez pas été connecté."
+            "La réponse reçue de France Travail n’a pas pu être vérifiée. "
+            "Par sécurité, la connexion n’a pas eu lieu."
         ),
         400,
         True,
@@ -316,7 +323,7 @@ def service_unavailable(request: HttpRequest, action: str, exc: Exception) -> Ht
         request,
         title=str(_("Service indisponible")),
         message=str(
-            _("Le service est momentanément indisponible. Rien n'a été modifié : réessayez.")
+            _("Le service est momentanément indisponible. Rien n’a été modifié : réessayez.")
         ),
         status=503,
     )
@@ -352,7 +359,7 @@ def ftauth_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             return error_page(
                 request,
                 title=str(_("Requête illisible")),
-                message=str(_("Cette requête n'a pas pu être lue. Réessayez.")),
+                message=str(_("Cette requête n’a pas pu être lue. Réessayez.")),
                 status=400,
             )
         except ConfigurationError as exc:

@@ -19,7 +19,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import crypto, vault
+from .. import vault
+from ..adapter import get_adapter
 from ..conf import get_settings
 from ..core.errors import FTAuthError, TokenValidationError
 from ..core.logout_token import LogoutRequest, validate_logout_claims
@@ -29,7 +30,7 @@ from ..internal.provider import get_provider
 from ..internal.redirects import safe_url
 from ..internal.sessions import ENDED_REALM_KEY, SESSION_KEY, session_marker
 from ..models import AccountSession, AuditEvent, ConsumedLogoutToken, Grant, LinkedAccount
-from .errors import ftauth_view, service_unavailable
+from .errors import error_page, ftauth_view, service_unavailable
 
 logger = logging.getLogger("ftauth.session")
 
@@ -66,7 +67,7 @@ def logout(request: HttpRequest) -> HttpResponse:
                 end_session_url = realm.end_session_url
                 try:
                     id_token = vault.get_id_token(row.grant)
-                except crypto.TokenDecryptionError:
+                except vault.TokensUnreadable:
                     logger.error("sign-out without id_token_hint: %s", "token key missing")
         # Forgets this session's grant (signals.py: lifecycle.sign_out_session) in
         # one transaction, before the session is flushed.
@@ -184,10 +185,19 @@ def _logout_named_grants(realm: str, request: LogoutRequest) -> int:
 @never_cache
 def account(request: HttpRequest) -> HttpResponse:
     """The France Travail identities linked to the signed-in user, with an unlink form."""
+    adapter = get_adapter()
     identities = []
     for item in LinkedAccount.objects.filter(user=request.user).order_by("realm"):
+        item.user = request.user
         status = vault.account_status(item, vault.session_grant(request, item))
-        identities.append({"account": item, "status": status, "status_label": status.label})
+        identities.append(
+            {
+                "account": item,
+                "status": status,
+                "status_label": status.label,
+                "can_unlink": adapter.can_unlink(request, item),
+            }
+        )
     return render(
         request,
         "ftauth/account.html",
@@ -208,6 +218,20 @@ def unlink(request: HttpRequest, realm: str) -> HttpResponse:
     account = LinkedAccount.objects.filter(user=request.user, realm=realm).first()
     if account is None:
         raise Http404
+    account.user = request.user
+    if not get_adapter().can_unlink(request, account):
+        # The page's button is disabled then: a stale page or a hand-made request.
+        return error_page(
+            request,
+            title=_("Identité conservée"),
+            message=_(
+                "Cette identité France Travail est le seul moyen de se connecter à ce "
+                "compte, qui n’a pas de mot de passe : elle n’a pas été déliée. Liez "
+                "d’abord une autre identité ou donnez un mot de passe au compte."
+            ),
+            status=409,
+            home_url=safe_url(request, request.POST.get("next"), reverse("ftauth:account")),
+        )
     marker = session_marker(request)
     current_sid = marker.get("sid") if marker and marker.get("account") == account.pk else None
     try:
@@ -218,7 +242,7 @@ def unlink(request: HttpRequest, realm: str) -> HttpResponse:
         del request.session[SESSION_KEY]
     messages.success(
         request,
-        _("Votre identité France Travail (%(realm)s) n'est plus liée à ce compte.")
+        _("Votre identité France Travail (%(realm)s) n’est plus liée à ce compte.")
         % {"realm": realm},
         fail_silently=True,
     )

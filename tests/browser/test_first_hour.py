@@ -65,7 +65,7 @@ def test_sign_in_pages_a_new_user_meets(page: Page, sandbox: str, settings) -> N
 
     sign_in(page)
     # 10: the person's name, not an opaque user name.
-    expect(page.get_by_text("Vous êtes connecté en tant que Camille Martin.")).to_be_visible()
+    expect(page.get_by_text("Session ouverte au nom de Camille Martin.")).to_be_visible()
     shot(page, "10-profile-name")
     # 7: Back into the sign-in, or a reloaded callback, lands on the site.
     page.go_back()

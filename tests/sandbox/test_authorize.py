@@ -234,3 +234,21 @@ def test_an_unsupported_response_type_goes_back_to_the_redirect_uri_with_an_erro
     assert response.status_code == 302
     assert response.headers["Location"].startswith(f.redirect_uri)
     assert _query(response)["error"] == "unsupported_response_type"
+
+
+def test_consent_items_all_say_what_the_application_asks_to_do():
+    """The consent page reads "L’application … demande à :" then one item per scope: each
+    an infinitive, never a noun beside a verb ("Vous identifier", "Votre adresse")."""
+    import re
+
+    from django.utils import translation
+
+    from ftauth.sandbox.directory import USER_SCOPES, scope_label
+
+    labels = {str(label) for scopes in USER_SCOPES.values() for label in scopes.values()}
+    labels.add(scope_label("individu", "application_x"))
+    verb = re.compile(r"(Vous )?(identifier|connaître|lire)\b", re.I)
+    assert [label for label in labels if not verb.match(label)] == []
+    with translation.override("en"):
+        english = {str(label) for scopes in USER_SCOPES.values() for label in scopes.values()}
+    assert all(re.match(r"(Identify|Know|Read) ", label) for label in english), english

@@ -25,7 +25,7 @@ from django.urls import NoReverseMatch, reverse
 from ...conf import FTAuthSettings, get_settings, is_site_relative, serving_origin
 from ...core import tokens
 from ...core.discovery import _parse_discovery
-from ...core.errors import ConfigurationError, FTAuthError
+from ...core.errors import ConfigurationError, FTAuthError, TransportError
 from ...core.http import HttpClient, check_secure_url, is_loopback_host
 from ...core.realms import PARTENAIRE, Realm
 from ...internal.cache import is_per_process
@@ -50,6 +50,29 @@ class Doctor:
     def add(self, level: str, check: str, message: str, fix: str = "") -> None:
         self.findings.append(Finding(level, check, message, fix))
 
+    def unreachable(self, check: str, realm: Realm, url: str, exc: Exception) -> None:
+        """Nothing answered at ``url``. With the sandbox on, that is the sandbox: it is
+        served by a running site (often this one, not started yet), not by France
+        Travail, so no firewall or registration is to blame."""
+        if self.conf.sandbox:
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            self.add(
+                ERROR,
+                check,
+                f"the sandbox is not running at {origin} ({url} unreachable: {exc})",
+                f"Start the site that serves the sandbox (python manage.py runserver, or "
+                f"make demo) at {origin}, then run ftauth_doctor again.",
+            )
+            return
+        self.add(
+            ERROR,
+            check,
+            f"{url} unreachable: {exc}",
+            f"Check FTAUTH['REALMS']['{realm.name}']['server'] and that this host may "
+            "reach it (firewall, proxy, DNS).",
+        )
+
     # -- checks ---------------------------------------------------------------
 
     def system_checks(self) -> None:
@@ -70,13 +93,7 @@ class Doctor:
         try:
             response = self.http.get(realm.discovery_url, headers={"Accept": "application/json"})
         except FTAuthError as exc:
-            self.add(
-                ERROR,
-                f"{check} discovery",
-                f"{realm.discovery_url} unreachable: {exc}",
-                f"Check FTAUTH['REALMS']['{realm.name}']['server'] and that this host may "
-                "reach it (firewall, proxy, DNS).",
-            )
+            self.unreachable(f"{check} discovery", realm, realm.discovery_url, exc)
             return
         self.clock(response, realm.discovery_url)
         try:
@@ -187,6 +204,9 @@ class Doctor:
             answer = tokens.client_credentials(
                 self.http, realm, self.conf.client_id, self.conf.client_secret, scopes=scopes
             )
+        except TransportError as exc:
+            self.unreachable("application token", realm, realm.token_url, exc)
+            return
         except FTAuthError as exc:
             error = getattr(exc, "error", "") or type(exc).__name__
             self.add(
@@ -234,6 +254,10 @@ class Doctor:
                     f"{url}: {', '.join(problems)}",
                     "Pass --site with the site's public address, fix ALLOWED_HOSTS, and "
                     "register that exact URL as a redirect URI of your application.",
+                )
+            elif self.conf.sandbox:
+                self.add(
+                    OK, f"callback {name}", f"{url} (the sandbox stands in for France Travail)"
                 )
             else:
                 self.add(

@@ -4,7 +4,9 @@ Rotation: put the new key first in FTAUTH['TOKEN_KEYS'], keep the old ones
 after it, deploy, run this command, then remove the old keys. Each row is
 re-encrypted under its own row lock, so a refresh running at the same time is
 never overwritten with an older token. Rows that no key can decrypt are left
-untouched and reported: the command then exits with an error.
+untouched and reported: the command then exits with an error. When their key is
+lost for good, ``--forget-unreadable`` ends those grants instead (their sessions
+sign in again): nothing else would ever make them serve again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.db.models import F, Model
 from django.utils import timezone
 
 from ... import crypto
-from ...internal import audit
+from ...internal import audit, lifecycle
 from ...models import AccountSession, AuditEvent, Grant
 
 TOKEN_FIELDS = (
@@ -38,20 +40,41 @@ class Command(BaseCommand):
             action="store_true",
             help="Only count the rows that would be re-encrypted or cannot be.",
         )
+        parser.add_argument(
+            "--forget-unreadable",
+            action="store_true",
+            help=(
+                "End the grants no key decrypts (their users sign in again), for a key "
+                "lost for good. Without it they are left untouched, to put the key back."
+            ),
+        )
 
-    def handle(self, *args: Any, dry_run: bool = False, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        dry_run: bool = False,
+        forget_unreadable: bool = False,
+        **options: Any,
+    ) -> None:
         try:
             crypto.cipher()
         except crypto.TokenKeyError as exc:
             raise CommandError(str(exc)) from None
         counts = {"rotated": 0, "unreadable": 0, "busy": 0}
+        unreadable: dict[type[Model], list[int]] = {Grant: [], AccountSession: []}
         for model, fields in ((Grant, TOKEN_FIELDS), (AccountSession, SESSION_FIELDS)):
             for pk in model.objects.order_by("pk").values_list("pk", flat=True).iterator():
-                counts[self._rotate(model, pk, fields, dry_run)] += 1
+                outcome = self._rotate(model, pk, fields, dry_run)
+                counts[outcome] += 1
+                if outcome == "unreadable":
+                    unreadable[model].append(pk)
         if not dry_run:
             audit.record(AuditEvent.Kind.KEYS_ROTATED, **counts)
         verb = "would be re-encrypted" if dry_run else "re-encrypted"
         self.stdout.write(f"{counts['rotated']} row(s) {verb} under the first key.")
+        if forget_unreadable and counts["unreadable"]:
+            self._forget(unreadable[Grant], unreadable[AccountSession], dry_run)
+            counts["unreadable"] = 0
         problems = []
         if counts["unreadable"]:
             problems.append(
@@ -63,6 +86,24 @@ class Command(BaseCommand):
             problems.append(f"{counts['busy']} row(s) were being refreshed")
         if problems:
             raise CommandError("; ".join(problems) + ". Run this command again.")
+
+    def _forget(self, grant_ids: list[int], session_ids: list[int], dry_run: bool) -> None:
+        """End the unreadable grants, each as an operator's ending (audit event, its
+        sessions signed out), and drop unreadable session rows left: a session whose
+        row is gone is signed out at its next request (``ConsentMiddleware``)."""
+        if not dry_run:
+            for grant in Grant.objects.filter(pk__in=grant_ids).select_related("account"):
+                lifecycle.end_grants(
+                    grant.account,
+                    [grant.pk],
+                    kind=AuditEvent.Kind.GRANT_ENDED,
+                    why="ftauth_rotate_keys --forget-unreadable: no key decrypts its tokens",
+                )
+            AccountSession.objects.filter(pk__in=session_ids).delete()
+        verb = "would be ended" if dry_run else "ended"
+        self.stdout.write(
+            f"{len(grant_ids)} grant(s) no key decrypts {verb}: their users sign in again."
+        )
 
     def _rotate(self, model: type[Model], pk: int, fields: tuple[str, ...], dry_run: bool) -> str:
         with transaction.atomic():

@@ -14,7 +14,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InsecureTransportError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.utils import timezone
@@ -53,6 +53,7 @@ def authorize(request: HttpRequest, host: str) -> HttpResponse:
     if request.method not in ("GET", "POST"):
         return error_page(request, _("Méthode non autorisée."), status=405)
     stale_form = request.method == "POST" and _csrf_refused(request)
+    stale = request.POST.copy() if stale_form else None
     if stale_form:
         request.method = "GET"  # answered as the page it came from, not acted on
     login = current_login(request, host)
@@ -62,11 +63,16 @@ def authorize(request: HttpRequest, host: str) -> HttpResponse:
     try:
         grant = server.get_consent_grant(request, end_user=persona)
     except InsecureTransportError:
-        return error_page(request, _("Le serveur d'identité exige HTTPS."))
+        return error_page(request, _("Le serveur d’identité exige HTTPS."))
     except OAuth2Error as error:
         return _refuse(request, site, error)
     grant.request.login = login
     prompts = set((request.GET.get("prompt") or "").split())
+
+    if stale is not None and login is not None and _made_for_another(stale, login):
+        # Another tab signed someone else in since this form was shown: going on as
+        # that person would answer this tab's choice with another's identity.
+        return _login_page(request, site, grant, status=403, stale_form=True, signed_in=persona)
 
     if request.method == "POST" and "persona" in request.POST:
         chosen = get_persona(request.POST["persona"], site.realm)
@@ -102,6 +108,15 @@ def authorize(request: HttpRequest, host: str) -> HttpResponse:
     return _after_login(request, site, grant, login, persona, prompts)
 
 
+def _made_for_another(form: QueryDict, login: LoginSession) -> bool:
+    """A form shown before ``login`` began: a persona choice of someone else, or the
+    consent page of another sign-in."""
+    chosen, session = form.get("persona"), form.get("session")
+    return (chosen is not None and chosen != login.persona_sub) or (
+        session is not None and session != login.sid
+    )
+
+
 def _refuse(request: HttpRequest, site: RealmSite, error: OAuth2Error) -> HttpResponse:
     """Redirect the error to a validated redirect URI, or show it (RFC 6749 4.1.2.1)."""
     if error.redirect_uri:
@@ -109,7 +124,7 @@ def _refuse(request: HttpRequest, site: RealmSite, error: OAuth2Error) -> HttpRe
         return server.handle_error_response(oauth_request, error)
     return error_page(
         request,
-        _("La demande d'autorisation est invalide."),
+        _("La demande d’autorisation est invalide."),
         error=error.error,
         description=error.description,
     )
@@ -167,6 +182,7 @@ def _login_page(
     status: int = 200,
     *,
     stale_form: bool = False,
+    signed_in: Persona | None = None,
 ):
     oauth_request = grant.request  # type: ignore[attr-defined]
     state = oauth_request.payload.state
@@ -182,6 +198,7 @@ def _login_page(
             "action": request.get_full_path(),
             "cancel_url": cancel_url,
             "stale_form": stale_form,
+            "signed_in": signed_in,
         },
         status=status,
     )
