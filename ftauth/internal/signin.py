@@ -36,9 +36,9 @@ from ..api.client import ApiClient
 from ..api.clients import build_client
 from ..api.credentials import TokenCredentials
 from ..conf import get_settings
-from ..core import tokens
+from ..core import assurance, tokens
 from ..core.authorize import build_authorization_request, state_hash
-from ..core.errors import FTAuthError, InvalidResponse, TokenValidationError
+from ..core.errors import FTAuthError, InvalidResponse
 from ..identity import VerifiedIdentity
 from ..models import AuditEvent, LinkedAccount, PendingAuthorization
 from . import audit
@@ -278,10 +278,10 @@ def start(request: HttpRequest, realm_name: str, next_url: str | None = None) ->
     (:func:`save_pending`).
     """
     conf = get_settings()
-    realm = conf.realm(realm_name)
+    provider = get_provider(realm_name)
     auth = build_authorization_request(
-        realm,
-        client_id=conf.client_id,
+        provider.endpoints(),
+        client_id=provider.client_id,
         redirect_uri=callback_uri(request, realm_name),
         derive=derive_secret,
     )
@@ -378,7 +378,7 @@ def check_callback_parameters(params: Any, provider: Provider) -> None:
             "iss_parameter", "iss parameter missing although the server announces it"
         )
     client_id = params.get("client_id")
-    if client_id is not None and client_id != provider.conf.client_id:
+    if client_id is not None and client_id != provider.client_id:
         raise CallbackMismatch("client_id_parameter", "client_id parameter is not ours")
 
 
@@ -395,14 +395,17 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
         raise authorize_error(error, params.get("error_description", ""))
     code = params.get("code")
     if not code:
+        if provider.realm.acr_essential:
+            # ProConnect comes back without a code when the level asked as essential
+            # cannot be reached (les-emplois): say so, never start again by itself.
+            raise assurance.AssuranceRefused("acr", "the callback has no code: level not met")
         # France Travail's cancel button sends the user back with the state only.
         raise SignInCancelled("the user cancelled at France Travail")
-    conf = provider.conf
     token_response = tokens.exchange_code(
         provider.http,
-        provider.realm,
-        conf.client_id,
-        conf.client_secret,
+        provider.endpoints(),
+        provider.client_id,
+        provider.client_secret,
         code=code,
         redirect_uri=pending.redirect_uri,
         code_verifier=pending.code_verifier,
@@ -414,13 +417,15 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
         nonce=pending.nonce,
         token_response_nonce=token_response.nonce,
     )
+    assurance.check_acr(id_claims, provider.realm.acr_values)
     claims = dict(id_claims)
     if provider.realm.fetch_userinfo:
-        userinfo = _userinfo(provider, token_response.access_token)
+        answer = _userinfo(provider, token_response.access_token)
         # OIDC Core 5.3.2: a userinfo answer for another subject must be refused.
-        if userinfo.get("sub") != id_claims["sub"]:
-            raise TokenValidationError("userinfo_sub", "userinfo sub differs from the ID token's")
-        claims.update(userinfo)
+        claims.update(provider.userinfo_claims(answer, sub=id_claims["sub"]))
+    assurance.check_idp(claims, provider.realm.allowed_idps)
+    if provider.realm.request_amr:
+        claims["amr"] = assurance.amr_of(id_claims)
     for technical in ("nonce", "at_hash", "c_hash", "aud", "azp", "exp", "iat", "auth_time"):
         claims.pop(technical, None)
     return VerifiedIdentity(
@@ -433,15 +438,13 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     )
 
 
-def _userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
+def _userinfo(provider: Provider, access_token: str) -> Any:
     """Userinfo through the API client, like every call with a user's token (same
-    pacing, quota and 429 handling)."""
+    pacing, quota and 429 handling): JSON, or a JWT's text (``Provider.userinfo_claims``
+    reads either)."""
     credentials = TokenCredentials(access_token)
     client = build_client(provider.conf, lambda **kw: ApiClient(credentials, **kw))
-    data = client.call_url("GET", provider.realm.userinfo_url).data
-    if not isinstance(data, dict):
-        raise InvalidResponse("userinfo answer is not a JSON object")
-    return data
+    return client.call_url("GET", provider.endpoints().userinfo_url).data
 
 
 def _linked_account(identity: VerifiedIdentity) -> LinkedAccount | None:
