@@ -336,3 +336,35 @@ def test_no_back_channel_logout_is_taken_for_proconnect(client, proconnect):
     assert response.status_code == 400
     assert response.json()["error_description"] == "unknown realm"
     assert Grant.objects.exists() and "_auth_user_id" in client.session
+
+
+# --- checks and faces -----------------------------------------------------------------------
+
+
+def test_check_says_agent_is_internal_and_proconnect_needs_its_own_registration(settings):
+    from ftauth.checks import check_professional_realms
+
+    conf = {**settings.FTAUTH, "SANDBOX": False}
+    conf["REALMS"] = {"agent": {}, "proconnect": {}}
+    settings.FTAUTH = conf
+    assert {m.id for m in check_professional_realms()} == {"ftauth.I042", "ftauth.W043"}
+    conf["REALMS"] = {"proconnect": {"client_id": "pc", "client_secret": "s"}}
+    settings.FTAUTH = {**conf}
+    assert check_professional_realms() == []
+
+
+def test_refusal_page_speaks_english_to_an_english_browser(proconnect, settings):
+    configure(settings, proconnect, acr_values=["eidas1-mfa"])
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    _params, response = sign_in(client, proconnect, "no_mfa")
+    assert "Security level too low" in response.content.decode()
+
+
+def test_the_button_names_proconnect(proconnect):
+    from django.template import Context, Template
+    from django.utils import translation
+
+    with translation.override("fr"):
+        html = Template('{% load ftauth %}{% ftauth_button "proconnect" %}').render(Context({}))
+    assert "S&#x27;identifier avec ProConnect" in html
+    assert 'href="/ftauth/login/proconnect/' in html

@@ -101,8 +101,11 @@ class Realm:
     # Userinfo answers a signed JWT, verified like an ID token (``Provider.userinfo_claims``).
     userinfo_jwt: bool = False
     # This provider's own registration; empty: the site's CLIENT_ID / CLIENT_SECRET.
+    # ``own_registration``: the provider registers sites apart from France Travail
+    # (ProConnect), so ``manage.py check`` asks for its own client id.
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
+    own_registration: bool = False
     # The ``acr`` levels the site accepts (empty: not checked), requested through
     # ``claims``; ``essential`` only when the site wants the provider to refuse
     # (PROCONNECT.md: the callback then comes back without a code).
@@ -242,6 +245,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "end_session_redirect_param": "post_logout_redirect_uri",
             "end_session_state": True,
             "backchannel_logout": False,
+            "own_registration": True,
         },
     },
 }
