@@ -368,3 +368,62 @@ def test_the_button_names_proconnect(proconnect):
         html = Template('{% load ftauth %}{% ftauth_button "proconnect" %}').render(Context({}))
     assert "S&#x27;identifier avec ProConnect" in html
     assert 'href="/ftauth/login/proconnect/' in html
+
+
+# --- a view that needs a level: acr_required ------------------------------------------------
+
+
+def _secure_view(request):
+    from django.http import HttpResponse
+
+    return HttpResponse("secure")
+
+
+def _urlpatterns():
+    from django.urls import include, path
+
+    from ftauth.decorators import acr_required
+
+    return [
+        path("ftauth/", include("ftauth.urls")),
+        path("secure/", acr_required("eidas1-mfa")(_secure_view)),
+        path("unlisted/", acr_required("eidas3")(_secure_view)),
+    ]
+
+
+urlpatterns = _urlpatterns()
+
+
+@pytest.mark.urls("tests.test_proconnect")
+def test_a_view_needing_mfa_sends_a_lower_session_to_sign_in_again_at_that_level(
+    client, proconnect, settings
+):
+    configure(settings, proconnect, acr_values=["eidas1", "eidas1-mfa"])
+    assert sign_in(client, proconnect, "no_mfa")[1].status_code == 302  # eidas1 is accepted
+    response = client.get("/secure/")
+    assert response.status_code == 302
+    login = urlsplit(response["Location"])
+    assert login.path == "/ftauth/login/proconnect/"
+    assert parse_qs(login.query) == {"next": ["/secure/"], "acr": ["eidas1-mfa"]}
+    # The sign-in is narrowed to that level: asked for, and checked at the callback.
+    location = client.get(response["Location"])["Location"]
+    params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    assert acr_asked(params) == ["eidas1-mfa"]
+    code = proconnect.authorize("no_mfa", nonce=pending_for(params["state"]).nonce)
+    refused = callback(client, proconnect, params, code=code)
+    assert refused.status_code == 403  # eidas1 again: refused here, no loop
+    # A person whose provider does MFA gets the page.
+    other = Client()
+    _params, response = sign_in(other, proconnect, "agent", next_url="/secure/")
+    assert response["Location"] == "/secure/"
+    assert other.get("/secure/").content == b"secure"
+
+
+@pytest.mark.urls("tests.test_proconnect")
+def test_a_level_the_site_does_not_accept_cannot_be_required(client, proconnect, settings):
+    configure(settings, proconnect, acr_values=["eidas1"])
+    response = client.get("/unlisted/")
+    assert response.status_code == 403 and "Location" not in response
+    # Nor asked for by hand: the login ignores a level outside the realm's.
+    _url, params = start(client, next_url="/x/&acr=eidas3")
+    assert acr_asked(params) == ["eidas1"]

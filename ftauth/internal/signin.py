@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -208,7 +208,9 @@ def _cookie_path() -> str:
 
 def _read_pending(request: HttpRequest) -> list[list[Any]]:
     """This browser's pending requests: ``[state hash, realm, expires at, redirect
-    URI, next URL]`` each, from its signed cookie (an unreadable one is none)."""
+    URI, next URL]`` each, and the ``acr`` levels a view required when it asked for
+    them (``decorators.acr_required``), from its signed cookie (an unreadable one is
+    none)."""
     cached = getattr(request, "_ftauth_pending", None)
     if cached is not None:
         return cached
@@ -224,13 +226,18 @@ def _read_pending(request: HttpRequest) -> list[list[Any]]:
                 p
                 for p in data
                 if isinstance(p, list)
-                and len(p) == 5
+                and len(p) in (5, 6)
                 and all(isinstance(x, str) for x in (p[0], p[1], p[3], p[4]))
+                and (len(p) == 5 or _is_levels(p[5]))
                 and isinstance(p[2], int | float)
                 and not isinstance(p[2], bool)
             ]
     request._ftauth_pending = pending  # type: ignore[attr-defined]
     return pending
+
+
+def _is_levels(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(level, str) for level in value)
 
 
 def _write_pending(request: HttpRequest, pending: list[list[Any]]) -> None:
@@ -270,17 +277,30 @@ def save_pending(request: HttpRequest, response: Any) -> Any:
     return response
 
 
-def start(request: HttpRequest, realm_name: str, next_url: str | None = None) -> str:
+def start(
+    request: HttpRequest,
+    realm_name: str,
+    next_url: str | None = None,
+    *,
+    acr: str | None = None,
+) -> str:
     """Record a pending request in this browser's cookie; return the authorize URL.
 
     Nothing is written on the server: a browser without a session that starts any
     number of sign-ins grows no table (issue 14). The view sets the cookie
-    (:func:`save_pending`).
+    (:func:`save_pending`). ``acr``, one of the realm's accepted levels, narrows
+    this sign-in to that level (a view that needs more than the session has): it
+    is asked for, and checked at the callback.
     """
     conf = get_settings()
     provider = get_provider(realm_name)
+    realm = provider.endpoints()
+    levels: list[str] = []
+    if acr and acr in realm.acr_values:
+        levels = [acr]
+        realm = replace(realm, acr_values=(acr,))
     auth = build_authorization_request(
-        provider.endpoints(),
+        realm,
         client_id=provider.client_id,
         redirect_uri=callback_uri(request, realm_name),
         derive=derive_secret,
@@ -297,6 +317,7 @@ def start(request: HttpRequest, realm_name: str, next_url: str | None = None) ->
             now + conf.pending_login_ttl,
             auth.redirect_uri,
             next_target,
+            *([levels] if levels else []),
         ]
     )
     # One pending request per tab, capped: the oldest goes first.
@@ -343,6 +364,7 @@ def take_pending(request: HttpRequest, realm_name: str, state: str | None) -> Pe
         realm=realm_name,
         redirect_uri=entry[3],
         next_url=entry[4],
+        acr_values=tuple(entry[5]) if len(entry) == 6 else (),
         nonce=derive_secret(state, "nonce"),
         code_verifier=derive_secret(state, "pkce"),
     )
@@ -355,8 +377,10 @@ class PendingRequest:
     realm: str
     redirect_uri: str
     next_url: str
-    nonce: str = field(repr=False)
-    code_verifier: str = field(repr=False)
+    # The levels this sign-in was narrowed to (empty: the realm's).
+    acr_values: tuple[str, ...] = ()
+    nonce: str = field(repr=False, default="")
+    code_verifier: str = field(repr=False, default="")
 
 
 def check_callback_parameters(params: Any, provider: Provider) -> None:
@@ -417,7 +441,7 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
         nonce=pending.nonce,
         token_response_nonce=token_response.nonce,
     )
-    assurance.check_acr(id_claims, provider.realm.acr_values)
+    assurance.check_acr(id_claims, pending.acr_values or provider.realm.acr_values)
     claims = dict(id_claims)
     if provider.realm.fetch_userinfo:
         answer = _userinfo(provider, token_response.access_token)
