@@ -427,3 +427,33 @@ def test_a_level_the_site_does_not_accept_cannot_be_required(client, proconnect,
     # Nor asked for by hand: the login ignores a level outside the realm's.
     _url, params = start(client, next_url="/x/&acr=eidas3")
     assert acr_asked(params) == ["eidas1"]
+
+
+# --- docs/proconnect.md ---------------------------------------------------------------------
+
+
+def test_the_settings_of_docs_proconnect_md_load():
+    """The page's settings block, run as a site would, gives a working realm."""
+    import re
+    from pathlib import Path
+
+    from ftauth.conf import load_settings
+
+    text = (Path(__file__).resolve().parent.parent / "docs/proconnect.md").read_text()
+    block = re.search(r"```python\n(FTAUTH = .*?)```", text, re.S)[1]
+
+    class Env:
+        values = {"PROCONNECT_CLIENT_ID": "pc-id", "PROCONNECT_CLIENT_SECRET": "pc-secret"}
+
+        def str(self, name, default=None):
+            return self.values.get(name, default)
+
+        def list(self, name, default=None):
+            return default
+
+    namespace = {"env": Env()}
+    exec(block, namespace)  # the documentation's own example
+    conf = load_settings({"CLIENT_ID": "ft", "CLIENT_SECRET": "s", **namespace["FTAUTH"]})
+    realm = conf.realm("proconnect")
+    assert realm.enabled and realm.server == realms.PROCONNECT_ENVIRONMENTS["integration"]
+    assert realm.client_id == "pc-id" and realm.acr_values == ("eidas1", "eidas1-mfa")
