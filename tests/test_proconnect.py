@@ -457,3 +457,20 @@ def test_the_settings_of_docs_proconnect_md_load():
     realm = conf.realm("proconnect")
     assert realm.enabled and realm.server == realms.PROCONNECT_ENVIRONMENTS["integration"]
     assert realm.client_id == "pc-id" and realm.acr_values == ("eidas1", "eidas1-mfa")
+
+
+# --- the consent middleware on a professional's session -------------------------------------
+
+
+def test_the_periodic_check_of_a_proconnect_session_keeps_it(client, proconnect):
+    """ProConnect's userinfo (a JWT) serves as the session's witness like France
+    Travail's (JSON): a valid grant stays signed in after its check."""
+    from tests.lifecycle import age_account_check, age_session
+
+    sign_in(client, proconnect, "agent")
+    calls = len(proconnect.of("userinfo"))
+    age_session(client)
+    age_account_check(LinkedAccount.objects.get())
+    assert client.get("/ftauth/account/").status_code == 200
+    assert len(proconnect.of("userinfo")) == calls + 1
+    assert LinkedAccount.objects.get().consent_withdrawn_at is None
