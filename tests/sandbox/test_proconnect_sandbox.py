@@ -118,3 +118,27 @@ def test_refresh_and_sign_out_with_state(pro):
     back = user.http.get(location, timeout=10)
     assert back.status_code == 200 and back.url == f"{pro}/"
     assert user.get(ACCOUNT, allow_redirects=False).status_code == 302
+
+
+def test_the_doctor_examines_the_proconnect_realm(pro, settings):
+    import io
+
+    from django.core.management import call_command
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "ftauth_doctor_cache",
+        }
+    }
+    call_command("createcachetable", verbosity=0)
+    out = io.StringIO()
+    try:
+        call_command("ftauth_doctor", "--site", pro, stdout=out, no_color=True)
+    except SystemExit:
+        pass
+    report = out.getvalue()
+    ok = [line for line in report.splitlines() if line.startswith("ok")]
+    for check in ("discovery", "issuer", "JWKS"):
+        assert any(f"realm proconnect {check}" in line for line in ok), report
+    assert f"{pro}/ftauth/callback/proconnect/" in report
