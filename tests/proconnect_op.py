@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.cache import cache
 from joserfc import jwt
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, OctKey
 
 CLIENT_ID = "proconnect-tests"
 CLIENT_SECRET = "proconnect-tests-secret"
@@ -103,6 +103,8 @@ class ProConnectOP:
         # Test-only misbehaviour of the userinfo endpoint: "forged", "other_sub",
         # "json", "no_aud" (none: ProConnect's answer).
         self.userinfo_mode = ""
+        # The algorithm chosen at registration: ES256 (ProConnect's default) or HS256.
+        self.alg = "ES256"
         self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -133,6 +135,7 @@ class ProConnectOP:
             self.grants.clear()
             self.requests.clear()
             self.userinfo_mode = ""
+            self.alg = "ES256"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -157,6 +160,8 @@ class ProConnectOP:
     # --- tokens -------------------------------------------------------------------------------
 
     def sign(self, claims: dict[str, Any], key: ECKey = _KEY) -> str:
+        if self.alg == "HS256":  # keyed by the client secret (les-emplois' choice)
+            return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(CLIENT_SECRET))
         return jwt.encode({"alg": "ES256", "kid": "pc-1"}, claims, key)
 
     def _id_token(self, grant: Grant, *, nonce: bool) -> str:

@@ -474,3 +474,17 @@ def test_the_periodic_check_of_a_proconnect_session_keeps_it(client, proconnect)
     assert client.get("/ftauth/account/").status_code == 200
     assert len(proconnect.of("userinfo")) == calls + 1
     assert LinkedAccount.objects.get().consent_withdrawn_at is None
+
+
+# --- the ID token algorithm chosen at registration -------------------------------------------
+
+
+def test_hs256_works_only_where_the_site_configured_it(client, proconnect, settings):
+    proconnect.alg = "HS256"
+    _params, response = sign_in(client, proconnect, "agent")
+    assert response.status_code in (400, 502)  # ES256 or RS256 by default: refused
+    assert not LinkedAccount.objects.exists()
+    configure(settings, proconnect, id_token_algorithms=["HS256"])
+    _params, response = sign_in(Client(), proconnect, "agent")
+    assert response.status_code == 302
+    assert LinkedAccount.objects.get().claims["idp_id"]
