@@ -488,3 +488,8 @@ def test_hs256_works_only_where_the_site_configured_it(client, proconnect, setti
     _params, response = sign_in(Client(), proconnect, "agent")
     assert response.status_code == 302
     assert LinkedAccount.objects.get().claims["idp_id"]
+
+
+def test_an_end_session_parameter_no_server_knows_is_refused_at_configuration():
+    with pytest.raises(SettingError, match="end_session_redirect_param"):
+        realms.build_realms({"proconnect": {"end_session_redirect_param": "post_logout_uri"}})

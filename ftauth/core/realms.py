@@ -60,6 +60,10 @@ CLIENT_SECRET_POST = "client_secret_post"
 CLIENT_SECRET_BASIC = "client_secret_basic"
 CLIENT_AUTH_METHODS = (CLIENT_SECRET_POST, CLIENT_SECRET_BASIC)
 
+# The end-session return parameter: France Travail's, and the standard one (RP-Initiated
+# Logout 1.0) that ProConnect uses.
+END_SESSION_REDIRECT_PARAMS = ("redirect_uri", "post_logout_redirect_uri")
+
 # Lifetimes announced by France Travail (seed page): used as defaults and bounds.
 AUTHORIZATION_CODE_LIFETIME = 60
 ACCESS_TOKEN_LIFETIME = 25 * 60
@@ -91,7 +95,7 @@ class Realm:
     application_scope: bool = False
     # --- what differs between providers, each read by one named hook ---
     # France Travail names the realm in the authorize query (``realm=/individu``);
-    # ProConnect refuses any parameter it does not know (``authorize.params_for``).
+    # ProConnect refuses any parameter it does not know (``authorize.provider_params``).
     realm_parameter: bool = True
     # The only optional authorize parameters the server accepts (None: any).
     allowed_authorize_params: frozenset[str] | None = None
@@ -162,6 +166,13 @@ class Realm:
             raise SettingError(
                 f"FTAUTH['REALMS']['{self.name}']['id_token_algorithms'] is empty",
                 check_id=typed.BAD_ALGORITHMS,
+            )
+        if self.end_session_redirect_param not in END_SESSION_REDIRECT_PARAMS:
+            raise SettingError(
+                f"FTAUTH['REALMS']['{self.name}']['end_session_redirect_param'] must be one "
+                f"of {', '.join(END_SESSION_REDIRECT_PARAMS)}, "
+                f"not {self.end_session_redirect_param!r}",
+                check_id=typed.OUT_OF_RANGE,
             )
         allowed = self.allowed_authorize_params
         if allowed is not None:
