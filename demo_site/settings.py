@@ -171,6 +171,17 @@ FTAUTH = {
     "LOGOUT_REDIRECT_URL": "/",
 }
 
+# ProConnect (professionals, France Travail advisors): enabled by its own registration,
+# from the environment only (docs/proconnect.md).
+if env.str("PROCONNECT_CLIENT_ID", default=""):
+    FTAUTH["REALMS"]["proconnect"] = {
+        "environment": env.str("PROCONNECT_ENVIRONMENT", default="integration"),
+        "client_id": env.str("PROCONNECT_CLIENT_ID"),
+        "client_secret": env.str("PROCONNECT_CLIENT_SECRET", default=""),
+        "idp_hint": env.str("PROCONNECT_IDP_HINT", default=""),
+        "acr_values": env.list("PROCONNECT_ACR_VALUES", default=[]),
+    }
+
 # Request lines carry the callback's code and state and the end-session URL's
 # id_token_hint: ftauth's filter blanks them before any handler sees them
 # (docs/security.md). django.server is Django's own default, restated with it.

@@ -85,10 +85,12 @@ class AccountAdapter:
         return user
 
     def populate_user(self, user: Any, identity: VerifiedIdentity) -> None:
-        claims = identity.claims
-        for attr, claim in (("first_name", "given_name"), ("last_name", "family_name")):
-            value = claims.get(claim)
-            if isinstance(value, str) and hasattr(user, attr):
+        names = (
+            ("first_name", identity.claims.get("given_name")),
+            ("last_name", identity.family_name),
+        )
+        for attr, value in names:
+            if isinstance(value, str) and value and hasattr(user, attr):
                 setattr(user, attr, value[:150])
         # Only an address France Travail verified is ever written where a site may
         # trust it; an unverified one stays on the linked account (its claims).

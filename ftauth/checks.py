@@ -379,3 +379,36 @@ def check_atomic_requests_on_sqlite(app_configs=None, **kwargs):
         for alias, database in settings.DATABASES.items()
         if database.get("ATOMIC_REQUESTS") and database.get("ENGINE", "").endswith("sqlite3")
     ]
+
+
+@checks.register()
+def check_professional_realms(app_configs=None, **kwargs):
+    """France Travail's ``/agent`` answers only on its internal network; ProConnect
+    registers each site apart from France Travail (docs/proconnect.md)."""
+    try:
+        conf = get_settings()
+    except ConfigurationError:
+        return []
+    messages = []
+    for realm in conf.enabled_realms.values():
+        if realm.internal_network:
+            messages.append(
+                checks.Info(
+                    f"FTAUTH['REALMS']['{realm.name}'] is reachable only from France "
+                    "Travail's internal network.",
+                    hint="Outside that network, sign advisors in through ProConnect "
+                    "with France Travail's idp_hint (docs/proconnect.md).",
+                    id="ftauth.I042",
+                )
+            )
+        if realm.own_registration and not conf.sandbox and not realm.client_id:
+            messages.append(
+                checks.Warning(
+                    f"FTAUTH['REALMS']['{realm.name}'] has no client_id of its own: the "
+                    "site's France Travail CLIENT_ID would be sent to ProConnect.",
+                    hint="Set 'client_id' and 'client_secret' of the ProConnect "
+                    "registration, from the environment (e.g. PROCONNECT_CLIENT_ID).",
+                    id="ftauth.W043",
+                )
+            )
+    return messages

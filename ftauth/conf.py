@@ -50,6 +50,7 @@ SANDBOX_SERVERS = {
     "individu": "/sandbox/authentification-candidat",
     "employeur": "/sandbox/entreprise",
     "partenaire": "/sandbox/entreprise",
+    "proconnect": "/sandbox/proconnect",
 }
 SANDBOX_API_URL = "/sandbox/api"
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import crypto
-from .conf import get_http, get_settings
+from .conf import get_settings
 from .core import tokens as token_endpoint
 from .core.errors import (
     FTAuthError,
@@ -45,6 +45,7 @@ from .core.realms import ACCESS_TOKEN_LIFETIME
 from .core.tokens import TokenResponse
 from .internal import audit
 from .internal.durable import own_connection, own_transaction
+from .internal.provider import get_provider
 from .internal.refresh_lock import Lease, refresh_lock
 from .models import AuditEvent, Grant, LinkedAccount
 
@@ -309,13 +310,13 @@ def refresh(grant: Grant, *, force: bool = False) -> Grant:
         # Did ftauth store the answer to every refresh it sent for this grant?
         certain = current.rotation_uncertain_since is None
         _await_answer(lease, current)
-        conf = get_settings()
+        provider = get_provider(current.account.realm)
         try:
             fresh = token_endpoint.refresh(
-                get_http(),
-                conf.realm(current.account.realm),
-                conf.client_id,
-                conf.client_secret,
+                provider.http,
+                provider.endpoints(),
+                provider.client_id,
+                provider.client_secret,
                 refresh_token=refresh_token,
             )
         except InvalidGrant:

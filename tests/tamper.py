@@ -182,11 +182,10 @@ class Tamper(SandboxHooks):
                 "<html><body>Maintenance en cours</body></html>",
                 content_type="text/html; charset=utf-8",
             )
-        if "token_endpoint_slow" in modes:
-            if self.released.wait(self.slow_seconds):
-                # Its client gave up long ago, and the test is ending: touch nothing
-                # (the test database is being flushed).
-                return HttpResponse(status=503)
+        if "token_endpoint_slow" in modes and self.released.wait(self.slow_seconds):
+            # Its client gave up long ago, and the test is ending: touch nothing
+            # (the test database is being flushed).
+            return HttpResponse(status=503)
         response = answer()
         if "token_response_wrong_nonce" in modes and response.status_code == 200:
             # The nonce France Travail repeats at the top of the code exchange's answer.

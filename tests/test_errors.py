@@ -83,7 +83,7 @@ def test_a_body_cut_short_on_backchannel_logout_is_a_400_page(idp):
     assert "illisible" in response.content.decode()
 
 
-@pytest.mark.parametrize("realm", ["agent", "individu\x00", "x" * 5000])
+@pytest.mark.parametrize("realm", ["candidat", "individu\x00", "x" * 5000])
 def test_an_unknown_realm_in_the_path_is_a_404_everywhere(idp, client, realm):
     from urllib.parse import quote
 

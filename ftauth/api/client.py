@@ -61,6 +61,11 @@ class ApiResponse:
     rate_limit: RateLimitHeaders | None = None
 
 
+def _is_jwt(response: requests.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "")
+    return content_type.split(";", 1)[0].strip().lower() == "application/jwt"
+
+
 def api_name(path: str) -> str:
     """The API a path belongs to (its first segment): the unit of the quota."""
     return path.split("/", 1)[0]
@@ -250,7 +255,10 @@ class ApiClient:
         if not 200 <= status < 300:
             raise ApiError(status, error_body(response))
         data = None
-        if status != 204 and response.content:
+        if _is_jwt(response):
+            # A signed answer (ProConnect's userinfo): its reader verifies it.
+            data = response.text
+        elif status != 204 and response.content:
             try:
                 data = response.json()
             except ValueError:

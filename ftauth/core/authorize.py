@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,44 @@ class AuthorizationRequest:
     code_verifier: str = field(repr=False)
 
 
+def claims_request(realm: Realm) -> str:
+    """OIDC Core 5.5 ``claims``: the ``acr`` levels the realm accepts, and ``amr``.
+
+    Not ``essential`` unless the site says so: ProConnect then brings the person
+    back without a code when their identity provider cannot reach the level
+    (les-emplois), where a plain request lets ftauth check the ``acr`` itself and
+    say why it refuses.
+    """
+    id_token: dict[str, object] = {}
+    if realm.acr_values:
+        acr: dict[str, object] = {"values": list(realm.acr_values)}
+        if realm.acr_essential:
+            acr["essential"] = True
+        id_token["acr"] = acr
+    if realm.request_amr:
+        id_token["amr"] = {"essential": True}
+    return json.dumps({"id_token": id_token}, separators=(",", ":")) if id_token else ""
+
+
+def provider_params(realm: Realm) -> dict[str, str]:
+    """The authorize parameters that depend on the provider, from its data only.
+
+    France Travail wants the realm as a query parameter; ProConnect refuses any
+    parameter it does not know (``Realm.allowed_authorize_params``, enforced when
+    the realm is built), so only what the realm's data asks for is added.
+    """
+    params = {}
+    if realm.realm_parameter:
+        params["realm"] = realm.path
+    claims = claims_request(realm)
+    if claims:
+        params["claims"] = claims
+    if realm.idp_hint:
+        params["idp_hint"] = realm.idp_hint
+    params.update(realm.extra_authorize_params)
+    return params
+
+
 def build_authorization_request(
     realm: Realm,
     *,
@@ -72,8 +111,6 @@ def build_authorization_request(
         # RFC 7636 4.1: 43 to 128 characters from the unreserved set.
         code_verifier = secrets.token_urlsafe(64)
     params = {
-        # France Travail wants the realm as a query parameter of the authorize URL.
-        "realm": realm.path,
         "response_type": "code",
         "client_id": client_id,
         "scope": " ".join(scopes if scopes is not None else realm.scopes_for(client_id)),
@@ -82,7 +119,7 @@ def build_authorization_request(
         "nonce": nonce,
         "code_challenge": s256_code_challenge(code_verifier),
         "code_challenge_method": "S256",
-        **dict(realm.extra_authorize_params),
+        **provider_params(realm),
     }
     separator = "&" if "?" in realm.authorize_url else "?"
     return AuthorizationRequest(

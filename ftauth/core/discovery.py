@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -50,6 +50,22 @@ class ProviderMetadata:
     # RFC 9207: the server promises an ``iss`` parameter on every authorization response.
     iss_parameter_supported: bool = False
     from_discovery: bool = False
+    # Endpoints the document names (empty when it names none); used only by a realm
+    # whose data says its endpoints are discovered (``Realm.discovered_endpoints``).
+    authorization_endpoint: str = ""
+    token_endpoint: str = ""
+    userinfo_endpoint: str = ""
+    end_session_endpoint: str = ""
+
+    def endpoints_of(self, realm: Realm) -> Realm:
+        """``realm`` with the endpoints this document names in place of its defaults."""
+        found = {
+            "authorize_url": self.authorization_endpoint,
+            "token_url": self.token_endpoint,
+            "userinfo_url": self.userinfo_endpoint,
+            "end_session_url": self.end_session_endpoint,
+        }
+        return replace(realm, **{key: url for key, url in found.items() if url})
 
 
 def _key(kind: str, url: str) -> str:
@@ -84,11 +100,27 @@ def _parse_discovery(realm: Realm, data: dict[str, Any], explicit_issuer: bool) 
     # relaxed: France Travail's issuer adds an explicit :443 to the host).
     if _origin(issuer) != _origin(realm.discovery_url):
         raise InvalidResponse("discovery document names an issuer on another server")
+    endpoints = {}
+    if realm.discovered_endpoints:
+        for key in (
+            "authorization_endpoint",
+            "token_endpoint",
+            "userinfo_endpoint",
+            "end_session_endpoint",
+        ):
+            url = data.get(key)
+            if url is None:
+                continue
+            # Tokens and secrets go to these: only to the server that answered.
+            if not isinstance(url, str) or _origin(url) != _origin(realm.discovery_url):
+                raise InvalidResponse(f"discovery document names a {key} on another server")
+            endpoints[key] = url
     return ProviderMetadata(
         issuer=realm.issuer if explicit_issuer else issuer,
         jwks_uri=jwks_uri,
         iss_parameter_supported=data.get("authorization_response_iss_parameter_supported") is True,
         from_discovery=True,
+        **endpoints,
     )
 
 

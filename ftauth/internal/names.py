@@ -10,6 +10,7 @@ REALM_LABELS: dict[str, Promise] = {
     "employeur": _("espace recruteur"),
     "partenaire": _("espace partenaire"),
     "agent": _("espace agent"),
+    "proconnect": _("ProConnect, espace professionnel"),
 }
 
 

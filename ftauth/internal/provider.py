@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..conf import FTAuthSettings, get_http, get_settings
-from ..core import discovery, idtoken
+from ..core import discovery, idtoken, userinfo
 from ..core.http import HttpClient
 from ..core.jwt import verify_signature
 from ..core.realms import Realm
@@ -34,6 +34,22 @@ class Provider:
         if self._cache is None:
             self._cache = GuardedCache(self.conf.cache_alias)
         return self._cache
+
+    @property
+    def client_id(self) -> str:
+        """This provider's registration (ProConnect has its own), else the site's."""
+        return self.realm.client_id or self.conf.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.realm.client_secret or self.conf.client_secret
+
+    def endpoints(self) -> Realm:
+        """The realm with its endpoints as its server names them: from discovery when
+        its data says so (ProConnect), else the known paths, without asking anyone."""
+        if not self.realm.discovered_endpoints:
+            return self.realm
+        return self.metadata().endpoints_of(self.realm)
 
     def metadata(self) -> discovery.ProviderMetadata:
         """From the cache once per provider (one request's worth of work)."""
@@ -69,7 +85,7 @@ class Provider:
     def rules(self) -> idtoken.IdTokenRules:
         return idtoken.IdTokenRules(
             issuer=self.metadata().issuer,
-            client_id=self.conf.client_id,
+            client_id=self.client_id,
             allowed_algorithms=self.realm.id_token_algorithms,
             leeway=self.conf.clock_leeway,
             max_age=self.conf.id_token_max_age,
@@ -84,7 +100,7 @@ class Provider:
             token,
             allowed_algorithms=self.realm.id_token_algorithms,
             jwks_source=self.jwks,
-            client_secret=self.conf.client_secret,
+            client_secret=self.client_secret,
         )
 
     def validate_id_token(
@@ -95,9 +111,21 @@ class Provider:
             id_token,
             self.rules(),
             jwks_source=self._token_endpoint_jwks,
-            client_secret=self.conf.client_secret,
+            client_secret=self.client_secret,
             nonce=nonce,
             token_response_nonce=token_response_nonce,
+        )
+
+    def userinfo_claims(self, answer: Any, *, sub: str) -> dict[str, Any]:
+        """A userinfo answer's claims: a signed JWT verified like an ID token when the
+        realm's data says so (ProConnect), JSON otherwise; about ``sub`` either way."""
+        return userinfo.userinfo_claims(
+            answer,
+            signed=self.realm.userinfo_jwt,
+            rules=self.rules(),
+            jwks_source=self._token_endpoint_jwks,
+            client_secret=self.client_secret,
+            sub=sub,
         )
 
 

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +36,9 @@ from ..api.client import ApiClient
 from ..api.clients import build_client
 from ..api.credentials import TokenCredentials
 from ..conf import get_settings
-from ..core import tokens
+from ..core import assurance, tokens
 from ..core.authorize import build_authorization_request, state_hash
-from ..core.errors import FTAuthError, InvalidResponse, TokenValidationError
+from ..core.errors import FTAuthError, InvalidResponse
 from ..identity import VerifiedIdentity
 from ..models import AuditEvent, LinkedAccount, PendingAuthorization
 from . import audit
@@ -204,7 +204,9 @@ def _cookie_path() -> str:
 
 def _read_pending(request: HttpRequest) -> list[list[Any]]:
     """This browser's pending requests: ``[state hash, realm, expires at, redirect
-    URI, next URL]`` each, from its signed cookie (an unreadable one is none)."""
+    URI, next URL]`` each, and the ``acr`` levels a view required when it asked for
+    them (``decorators.acr_required``), from its signed cookie (an unreadable one is
+    none)."""
     cached = getattr(request, "_ftauth_pending", None)
     if cached is not None:
         return cached
@@ -220,13 +222,18 @@ def _read_pending(request: HttpRequest) -> list[list[Any]]:
                 p
                 for p in data
                 if isinstance(p, list)
-                and len(p) == 5
+                and len(p) in (5, 6)
                 and all(isinstance(x, str) for x in (p[0], p[1], p[3], p[4]))
+                and (len(p) == 5 or _is_levels(p[5]))
                 and isinstance(p[2], int | float)
                 and not isinstance(p[2], bool)
             ]
     request._ftauth_pending = pending  # type: ignore[attr-defined]
     return pending
+
+
+def _is_levels(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(level, str) for level in value)
 
 
 def _write_pending(request: HttpRequest, pending: list[list[Any]]) -> None:
@@ -266,18 +273,31 @@ def save_pending(request: HttpRequest, response: Any) -> Any:
     return response
 
 
-def start(request: HttpRequest, realm_name: str, next_url: str | None = None) -> str:
+def start(
+    request: HttpRequest,
+    realm_name: str,
+    next_url: str | None = None,
+    *,
+    acr: str | None = None,
+) -> str:
     """Record a pending request in this browser's cookie; return the authorize URL.
 
     Nothing is written on the server: a browser without a session that starts any
     number of sign-ins grows no table (issue 14). The view sets the cookie
-    (:func:`save_pending`).
+    (:func:`save_pending`). ``acr``, one of the realm's accepted levels, narrows
+    this sign-in to that level (a view that needs more than the session has): it
+    is asked for, and checked at the callback.
     """
     conf = get_settings()
-    realm = conf.realm(realm_name)
+    provider = get_provider(realm_name)
+    realm = provider.endpoints()
+    levels: list[str] = []
+    if acr and acr in realm.acr_values:
+        levels = [acr]
+        realm = replace(realm, acr_values=(acr,))
     auth = build_authorization_request(
         realm,
-        client_id=conf.client_id,
+        client_id=provider.client_id,
         redirect_uri=callback_uri(request, realm_name),
         derive=derive_secret,
     )
@@ -293,6 +313,7 @@ def start(request: HttpRequest, realm_name: str, next_url: str | None = None) ->
             now + conf.pending_login_ttl,
             auth.redirect_uri,
             next_target,
+            *([levels] if levels else []),
         ]
     )
     # One pending request per tab, capped: the oldest goes first.
@@ -339,6 +360,7 @@ def take_pending(request: HttpRequest, realm_name: str, state: str | None) -> Pe
         realm=realm_name,
         redirect_uri=entry[3],
         next_url=entry[4],
+        acr_values=tuple(entry[5]) if len(entry) == 6 else (),
         nonce=derive_secret(state, "nonce"),
         code_verifier=derive_secret(state, "pkce"),
     )
@@ -351,8 +373,10 @@ class PendingRequest:
     realm: str
     redirect_uri: str
     next_url: str
-    nonce: str = field(repr=False)
-    code_verifier: str = field(repr=False)
+    # The levels this sign-in was narrowed to (empty: the realm's).
+    acr_values: tuple[str, ...] = ()
+    nonce: str = field(repr=False, default="")
+    code_verifier: str = field(repr=False, default="")
 
 
 def check_callback_parameters(params: Any, provider: Provider) -> None:
@@ -374,7 +398,7 @@ def check_callback_parameters(params: Any, provider: Provider) -> None:
             "iss_parameter", "iss parameter missing although the server announces it"
         )
     client_id = params.get("client_id")
-    if client_id is not None and client_id != provider.conf.client_id:
+    if client_id is not None and client_id != provider.client_id:
         raise CallbackMismatch("client_id_parameter", "client_id parameter is not ours")
 
 
@@ -391,14 +415,17 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
         raise authorize_error(error, params.get("error_description", ""))
     code = params.get("code")
     if not code:
+        if provider.realm.acr_essential:
+            # ProConnect comes back without a code when the level asked as essential
+            # cannot be reached (les-emplois): say so, never start again by itself.
+            raise assurance.AssuranceRefused("acr", "the callback has no code: level not met")
         # France Travail's cancel button sends the user back with the state only.
         raise SignInCancelled("the user cancelled at France Travail")
-    conf = provider.conf
     token_response = tokens.exchange_code(
         provider.http,
-        provider.realm,
-        conf.client_id,
-        conf.client_secret,
+        provider.endpoints(),
+        provider.client_id,
+        provider.client_secret,
         code=code,
         redirect_uri=pending.redirect_uri,
         code_verifier=pending.code_verifier,
@@ -410,13 +437,15 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
         nonce=pending.nonce,
         token_response_nonce=token_response.nonce,
     )
+    assurance.check_acr(id_claims, pending.acr_values or provider.realm.acr_values)
     claims = dict(id_claims)
     if provider.realm.fetch_userinfo:
-        userinfo = _userinfo(provider, token_response.access_token)
+        answer = _userinfo(provider, token_response.access_token)
         # OIDC Core 5.3.2: a userinfo answer for another subject must be refused.
-        if userinfo.get("sub") != id_claims["sub"]:
-            raise TokenValidationError("userinfo_sub", "userinfo sub differs from the ID token's")
-        claims.update(userinfo)
+        claims.update(provider.userinfo_claims(answer, sub=id_claims["sub"]))
+    assurance.check_idp(claims, provider.realm.allowed_idps)
+    if provider.realm.request_amr:
+        claims["amr"] = assurance.amr_of(id_claims)
     for technical in ("nonce", "at_hash", "c_hash", "aud", "azp", "exp", "iat", "auth_time"):
         claims.pop(technical, None)
     return VerifiedIdentity(
@@ -429,15 +458,13 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
     )
 
 
-def _userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
+def _userinfo(provider: Provider, access_token: str) -> Any:
     """Userinfo through the API client, like every call with a user's token (same
-    pacing, quota and 429 handling)."""
+    pacing, quota and 429 handling): JSON, or a JWT's text (``Provider.userinfo_claims``
+    reads either)."""
     credentials = TokenCredentials(access_token)
     client = build_client(provider.conf, lambda **kw: ApiClient(credentials, **kw))
-    data = client.call_url("GET", provider.realm.userinfo_url).data
-    if not isinstance(data, dict):
-        raise InvalidResponse("userinfo answer is not a JSON object")
-    return data
+    return client.call_url("GET", provider.endpoints().userinfo_url).data
 
 
 def _linked_account(identity: VerifiedIdentity) -> LinkedAccount | None:

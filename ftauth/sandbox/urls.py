@@ -1,14 +1,15 @@
 """The sandbox's URLs: three hosts as prefixes, France Travail's paths beneath.
 
 ``authentification-candidat/`` serves realm individu, ``entreprise/`` the
-realms employeur and partenaire, ``api/`` stands for api.francetravail.io.
+realms employeur and partenaire, ``api/`` stands for api.francetravail.io;
+``proconnect/`` stands for ProConnect (its paths under ``/api/v2``).
 """
 
 from django.urls import path, re_path
 
 from ..internal.debug import secret_free_errors
 from ..middleware import consent_exempt
-from .views import account, api, authorize, identity
+from .views import account, api, authorize, identity, proconnect
 
 app_name = "ftauth_sandbox"
 
@@ -54,6 +55,18 @@ urlpatterns = [
         name="offre_detail",
     ),
     path("api/<path:rest>", api.unknown_api, name="unknown_api"),
+    # ProConnect, the State's federation for professionals (views/proconnect.py).
+    path("proconnect/api/v2/", proconnect.root, name="proconnect_root"),
+    path(
+        "proconnect/api/v2/.well-known/openid-configuration",
+        proconnect.discovery,
+        name="proconnect_discovery",
+    ),
+    path("proconnect/api/v2/jwks", proconnect.jwks, name="proconnect_jwks"),
+    path("proconnect/api/v2/authorize", proconnect.authorize, name="proconnect_authorize"),
+    path("proconnect/api/v2/token", proconnect.token, name="proconnect_token"),
+    path("proconnect/api/v2/userinfo", proconnect.userinfo, name="proconnect_userinfo"),
+    path("proconnect/api/v2/session/end", proconnect.end_session, name="proconnect_end_session"),
 ]
 
 # The sandbox stands in for France Travail's own site: the consent checks of the

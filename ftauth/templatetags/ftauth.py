@@ -37,6 +37,8 @@ BUTTON_LABELS: dict[str, Promise] = {
     "individu": _("Se connecter avec France Travail"),
     "employeur": _("Recruteur : se connecter avec France Travail"),
     "partenaire": _("Partenaire : se connecter avec France Travail"),
+    "agent": _("Agent France Travail : se connecter"),
+    "proconnect": _("S’identifier avec ProConnect"),
 }
 
 

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ..conf import check_sandbox_allowed, get_settings
+from ..core.assurance import AssuranceRefused
 from ..core.errors import (
     ConfigurationError,
     FTAuthError,
@@ -144,6 +145,20 @@ PAGES: list[tuple[tuple[type[BaseException], ...], Any, Any, int, bool]] = [
             "est déjà lié à une autre identité France Travail."
         ),
         409,
+        False,
+    ),
+    (
+        # ProConnect: a level below the site's, or an identity provider it does not
+        # accept. No retry link: the same account would only come back the same way.
+        (AssuranceRefused,),
+        _("Niveau de sécurité insuffisant"),
+        _(
+            "Votre compte professionnel n’a pas été authentifié avec le niveau de sécurité "
+            "que ce site demande (par exemple une double authentification), ou il vient "
+            "d’un fournisseur d’identité que ce site n’accepte pas. Contactez votre "
+            "fournisseur d’identité, ou connectez-vous avec un autre compte."
+        ),
+        403,
         False,
     ),
     (

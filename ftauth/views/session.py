@@ -4,6 +4,7 @@ and the page shown once consent was withdrawn."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -14,6 +15,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -22,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from .. import vault
 from ..adapter import get_adapter
 from ..conf import get_settings
+from ..core.authorize import random_token, state_hash
 from ..core.errors import FTAuthError, TokenValidationError
 from ..core.logout_token import LogoutRequest, validate_logout_claims
 from ..internal import audit, lifecycle, sessions
@@ -35,25 +38,34 @@ from .errors import error_page, ftauth_view, service_unavailable
 logger = logging.getLogger("ftauth.session")
 
 
+# The sign-out's ``state`` (ProConnect requires one and sends it back): its hash
+# waits in the signed-out session, for this long, until the person comes back.
+SESSION_LOGOUT_STATE = "ftauth_logout_state"
+LOGOUT_STATE_TTL = 600
+
+
 @ftauth_view
 @require_http_methods(["GET", "POST"])
 @csrf_protect
 @never_cache
 def logout(request: HttpRequest) -> HttpResponse:
     """Sign this device out: end this session, forget its grant's tokens, then
-    go through France Travail's end-session URL with this grant's ID token.
+    go through the provider's end-session URL with this grant's ID token.
 
     The user's other devices stay signed in: they have grants of their own.
     Only a POST signs out (a link or an image must not); a GET, from a typed
-    or bookmarked address, shows the sign-out form.
-    France Travail calls the return parameter ``redirect_uri`` (not the
-    standard ``post_logout_redirect_uri``); it must be absolute.
+    or bookmarked address, shows the sign-out form. Everything local ends before
+    the redirect: France Travail was seen not sending people back, and nothing
+    here depends on the return trip. The return parameter is the provider's
+    (France Travail's ``redirect_uri``, ProConnect's ``post_logout_redirect_uri``)
+    and must be absolute; a provider that wants a ``state`` gets one, checked by
+    :func:`logout_return`.
     """
     if request.method == "GET":
         return render(request, "ftauth/logout.html")
     conf = get_settings()
     after = safe_url(request, resolve_url(conf.logout_redirect_url), "/")
-    end_session_url, id_token = "", ""
+    realm, end_session_url, id_token = None, "", ""
     marker = session_marker(request)
     try:
         if marker and request.user.is_authenticated:
@@ -64,7 +76,7 @@ def logout(request: HttpRequest) -> HttpResponse:
             )
             realm = conf.realms.get(row.account.realm) if row is not None else None
             if realm is not None:
-                end_session_url = realm.end_session_url
+                end_session_url = _end_session_url(realm.name)
                 try:
                     id_token = vault.get_id_token(row.grant)
                 except vault.TokensUnreadable:
@@ -74,12 +86,71 @@ def logout(request: HttpRequest) -> HttpResponse:
         auth_logout(request)
     except DatabaseError as exc:
         return service_unavailable(request, "sign-out", exc)
-    if not end_session_url:
+    if not end_session_url or realm is None:
         return HttpResponseRedirect(after)
-    params = {"redirect_uri": request.build_absolute_uri(after)}
+    return_to = request.build_absolute_uri(after)
+    params = {}
+    if realm.end_session_state:
+        state = random_token()
+        return_to = request.build_absolute_uri(reverse("ftauth:logout_return"))
+        # In the new, signed-out session: the old one is gone already.
+        request.session[SESSION_LOGOUT_STATE] = {
+            "state": state_hash(state),
+            "next": after,
+            "until": time.time() + LOGOUT_STATE_TTL,
+        }
+        params["state"] = state
+    params[realm.end_session_redirect_param] = return_to
     if id_token:
         params["id_token_hint"] = id_token
-    return HttpResponseRedirect(f"{end_session_url}?{urlencode(params)}")
+    separator = "&" if "?" in end_session_url else "?"
+    return HttpResponseRedirect(f"{end_session_url}{separator}{urlencode(params)}")
+
+
+def _end_session_url(realm: str) -> str:
+    """The realm's end-session endpoint (discovered for ProConnect); its known path
+    when discovery cannot be had: the sign-out goes on either way."""
+    try:
+        return get_provider(realm).endpoints().end_session_url
+    except FTAuthError as exc:
+        logger.warning("end-session endpoint of %s not discovered: %s", realm, type(exc).__name__)
+        return get_settings().realm(realm).end_session_url
+
+
+@ftauth_view
+@require_GET
+@never_cache
+def logout_return(request: HttpRequest) -> HttpResponse:
+    """Where ProConnect sends the person back after its sign-out, with the ``state``.
+
+    The local sign-out happened before the person left: this view only checks
+    that the return answers our request (a forged or replayed return is told so,
+    and goes nowhere). Single use.
+    """
+    expected = (
+        request.session.pop(SESSION_LOGOUT_STATE, None) if hasattr(request, "session") else None
+    )
+    state = request.GET.get("state", "")
+    if (
+        not isinstance(expected, dict)
+        or not state
+        or not isinstance(expected.get("state"), str)
+        or expected.get("until", 0) <= time.time()
+        or not constant_time_compare(state_hash(state), expected["state"])
+    ):
+        logger.warning("sign-out return refused: state missing, unknown or expired")
+        return error_page(
+            request,
+            title=str(_("Retour de déconnexion inattendu")),
+            message=str(
+                _(
+                    "Vous êtes bien déconnecté de ce site, mais ce retour ne répond à aucune "
+                    "déconnexion demandée depuis ce navigateur."
+                )
+            ),
+            status=400,
+        )
+    return HttpResponseRedirect(safe_url(request, expected.get("next"), "/"))
 
 
 def _logout_error(description: str) -> JsonResponse:
@@ -97,7 +168,7 @@ def _logout_error(description: str) -> JsonResponse:
 def backchannel_logout(request: HttpRequest, realm: str) -> HttpResponse:
     """End the sessions a signed logout token names (Back-Channel Logout 1.0)."""
     conf = get_settings()
-    if realm not in conf.enabled_realms:
+    if realm not in conf.enabled_realms or not conf.realm(realm).backchannel_logout:
         return _logout_error("unknown realm")
     token = request.POST.get("logout_token")
     if not token:
@@ -108,7 +179,7 @@ def backchannel_logout(request: HttpRequest, realm: str) -> HttpResponse:
         logout_request = validate_logout_claims(
             claims,
             issuer=provider.metadata().issuer,
-            client_id=conf.client_id,
+            client_id=provider.client_id,
             trusted_audiences=conf.trusted_audiences,
             leeway=conf.clock_leeway,
         )

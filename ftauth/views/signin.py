@@ -48,7 +48,7 @@ def _enabled_realm(realm: str) -> None:
 def login(request: HttpRequest, realm: str) -> HttpResponse:
     _enabled_realm(realm)
     try:
-        url = signin.start(request, realm, request.GET.get("next"))
+        url = signin.start(request, realm, request.GET.get("next"), acr=request.GET.get("acr"))
     except (FTAuthError, DatabaseError) as exc:
         return sign_in_error(request, realm, exc)
     return HttpResponseRedirect(url)

@@ -50,10 +50,17 @@ if _missing():
 
 
 class IdentityServer:
-    def __init__(self, rp_url: str, log: Path) -> None:
+    def __init__(
+        self,
+        rp_url: str,
+        log: Path,
+        *,
+        script: str = "idp.mjs",
+        issuer_path: str = "/connexion/oauth2/realms/root/realms/individu",
+    ) -> None:
         self.port = free_port()
         self.url = f"http://localhost:{self.port}"
-        self.issuer = f"{self.url}/connexion/oauth2/realms/root/realms/individu"
+        self.issuer = f"{self.url}{issuer_path}"
         self.log = log
         env = {
             **os.environ,
@@ -64,7 +71,7 @@ class IdentityServer:
         }
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                ["node", str(HERE / "idp.mjs")], cwd=HERE, env=env, stdout=out, stderr=out
+                ["node", str(HERE / script)], cwd=HERE, env=env, stdout=out, stderr=out
             )
         discovery = f"{self.issuer}/.well-known/openid-configuration"
         deadline = time.monotonic() + 30
