@@ -26,7 +26,8 @@ def setup_django(sandbox_url: str, redis_url: str, key_prefix: str, client_id: s
     }
     from tests.conftest import sandbox_ftauth_settings
 
-    settings.FTAUTH = sandbox_ftauth_settings(sandbox_url, CLIENT_ID=client_id)
+    # Four workers of one host that may all wait for their turn.
+    settings.FTAUTH = sandbox_ftauth_settings(sandbox_url, CLIENT_ID=client_id, API_MAX_WAITING=4)
 
     from django.core.cache import caches
 
