@@ -447,7 +447,6 @@ def validate_pending_id_token(grant: Grant) -> None:
             )
             return
         logger.error("refreshed ID token of grant %s refused (%s): grant ended", grant.pk, rule)
-        witness.note(grant.pk)  # judged: nothing left to ask about it
         lifecycle.end_grants(
             grant.account,
             [grant.pk],

@@ -140,3 +140,22 @@ def test_one_userinfo_call_per_page_when_a_check_is_due(site, hooks, settings):
     # A page that calls nothing: the check, after it, is the one call.
     assert user.get("/ftauth/account/", allow_redirects=False).status_code == 200
     assert hooks.userinfo_calls() - before == 2
+
+
+def test_a_refresh_is_the_check_of_a_page_calling_another_api(site, hooks, settings):
+    """The refresh is the realm's witness too: a page whose expired token is refreshed
+    for a call to another API has made the due check (a call to another API never is)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ftauth.models import Grant
+
+    (user,) = devices(site, 1)
+    Grant.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    checks_due(settings)
+    before = hooks.userinfo_calls()
+    page = user.get("/t/call/individu/peconnect-statut/v1/statut").json()
+    assert page.get("ok") or page.get("error") == "ApiError"  # whatever the API says
+    assert Grant.objects.get().refreshed_at is not None
+    assert hooks.userinfo_calls() == before

@@ -158,6 +158,17 @@ def test_the_budget_counts_from_the_requests_arrival(locmem_cache, clock, fake_f
     assert len(timed) == 2 and clock.sleeps == [pytest.approx(0.25)]
 
 
+def test_a_call_whose_budget_is_spent_is_still_made_when_its_turn_is_now(
+    locmem_cache, clock, fake_ft, timed
+):
+    """The next tick of an idle schedule is alignment, not a wait: refusing it would
+    turn away a call nobody else wants the quota for."""
+    client = make_app_client(fake_ft, locmem_cache, clock)
+    with arriving(clock() - 60):
+        assert client.get(SEARCH)["resultats"]
+    assert len(timed) == 1
+
+
 def test_an_arrival_in_the_future_does_not_lengthen_the_budget(locmem_cache, clock, fake_ft):
     client = make_app_client(fake_ft, locmem_cache, clock, API_TIME_BUDGET=1)
     client.limiter.pause("offresdemploi", 3)  # another process's 429
