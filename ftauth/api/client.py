@@ -22,6 +22,7 @@ import requests
 from ftauth.core.errors import ApiError, InvalidResponse, QuotaExceeded, TransportError
 from ftauth.core.http import ANSWER_LIMITS, HttpClient, parse_retry_after
 from ftauth.internal.arrival import arrived_at
+from ftauth.metrics import observe_quota_wait
 
 from .quota import RateLimiter, RateLimitHeaders
 
@@ -215,9 +216,10 @@ class ApiClient:
         retries = 0
         max_retries = 0 if self.background else self.max_retries
         while True:
-            self.limiter.acquire(
+            waited = self.limiter.acquire(
                 api, max_wait=max(0.0, deadline - self.clock()), may_wait=not self.background
             )
+            observe_quota_wait(api, waited)
             # The answer is awaited no longer than the budget left (half a second at
             # least), and that is a wall-clock bound on the whole answer, not only on
             # each socket read: a trickling server cannot stretch it.
