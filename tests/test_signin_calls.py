@@ -141,6 +141,23 @@ def test_a_sign_in_the_quota_cannot_serve_in_time_completes_with_the_id_tokens_c
 
 
 @pytest.mark.django_db
+def test_claims_completed_later_are_refused_for_another_subject(fakeop):
+    """OIDC Core 5.3.2 holds for a userinfo answer read after the sign-in too."""
+    limiter = rate_limiter()
+    limiter.pause(USERINFO_API, 60)
+    client = Client()
+    sign_in(client, fakeop, "sub-later")
+    limiter.cache.delete(limiter._key(USERINFO_API, "pause"))
+    fakeop.userinfo_body = {"sub": "someone-else", "given_name": "Mallory"}
+    account = LinkedAccount.objects.get(sub="sub-later")
+    age_session(client)
+    age_account_check(account)
+    assert calls_during(fakeop, lambda: client.get(PROTECTED))["userinfo"] == 1
+    account.refresh_from_db()
+    assert account.claims_at is None and "given_name" not in account.claims
+
+
+@pytest.mark.django_db
 def test_a_sign_in_whose_userinfo_fails_keeps_its_exchanged_code(fakeop):
     """France Travail's userinfo is known to answer 502 at times: the sign-in goes on."""
     fakeop.fail_next("userinfo", 502)
