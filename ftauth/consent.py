@@ -124,8 +124,9 @@ class JudgedClient(ApiClient):
 
 def witnessed(grant: Grant, userinfo: Any = None) -> None:
     """The realm's witness just accepted ``grant`` (its userinfo answered its
-    token): that is its consent check for the interval, whoever asked (a page, the
-    middleware, a command). The account's checks go by its latest one, so the
+    token, or, on a realm without userinfo, its refresh succeeded): that is its
+    consent check for the interval, whoever asked (a page, the middleware, a
+    command). The account's checks go by its latest one, so the
     account's other devices need not ask either. A userinfo answer also
     completes the account's claims when they are stale (``internal.claims``).
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 
 import pytest
 
 from ftauth.api.quota import PACING_MARGIN, RateLimiter, RateLimitHeaders, namespace_for
 from ftauth.core.errors import QuotaExceeded
+from tests.pacing import settle
 
 from .conftest import FakeClock
 
@@ -325,15 +325,6 @@ class Held:
     def wait_for(self, count: int) -> None:
         for _ in range(count):
             assert self.held.acquire(timeout=30), "a caller never started to wait"
-
-
-def settle(condition, seconds: float = 30.0) -> None:
-    """Until ``condition()`` holds (threads finishing): a bound, not a timing."""
-    for _ in range(int(seconds * 100)):
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("the condition never held")
 
 
 def run_callers(count, call):
