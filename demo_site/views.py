@@ -82,6 +82,13 @@ def _identity(request, account: LinkedAccount) -> dict:
         "can_unlink": get_adapter().can_unlink(request, account),
     }
     if item["api_path"]:
+        read_at = account.claims_at.timestamp() if account.claims_at else 0
+        if time.time() - read_at < USER_DATA_TTL:
+            # The sign-in has just read this API (the realm's userinfo) with this
+            # token: show what it read rather than ask France Travail again.
+            item["api_data"] = sorted(account.claims.items())
+            item["api_data_at"] = account.claims_at
+            return item
         kept = request.session.get(USER_DATA_KEY, {}).get(account.realm)
         if isinstance(kept, dict) and time.time() - kept.get("at", 0) < USER_DATA_TTL:
             item["api_data"] = [tuple(pair) for pair in kept["data"]]

@@ -109,6 +109,14 @@ class AccountAdapter:
         if (getattr(user, "first_name", None), getattr(user, "last_name", None)) != before:
             user.save()
 
+    def wants_fresh_claims(self, request: Any, account: Any, id_token_claims: dict) -> bool:
+        """Return True to read the realm's userinfo at this returning sign-in although
+        the stored claims are younger than ``CLAIMS_MAX_AGE`` (``account`` is the
+        :class:`~ftauth.models.LinkedAccount`, its claims as stored, read at
+        ``account.claims_at``). The call counts against France Travail's quota;
+        when the quota cannot serve it in time, the sign-in completes without it."""
+        return False
+
     def can_sign_in(self, request: Any, user: Any, identity: VerifiedIdentity) -> bool:
         """Return False to refuse this sign-in (the user sees a clear page)."""
         return True

@@ -91,6 +91,10 @@ CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "API_MAX_RETRIES": typed.as_int,
     "API_RETRY_AFTER_CAP": typed.as_float,
     "API_TIME_BUDGET": _positive(typed.as_float, strict=True),
+    "API_MAX_WAITING": typed.as_int,
+    "SIGN_IN_TIME_BUDGET": _positive(typed.as_float, strict=True),
+    "CLAIMS_MAX_AGE": typed.as_int,
+    "REQUEST_START_HEADER": typed.as_str,
     "APPLICATION_SCOPES": typed.as_str_tuple,
     "REFRESH_MARGIN": typed.as_int,
     "AUDIT_RETENTION_DAYS": typed.as_int,
@@ -135,8 +139,20 @@ class FTAuthSettings:
     api_max_wait: float = 10.0
     api_max_retries: int = 3
     api_retry_after_cap: float = 30.0
-    # Seconds one API call may take in all: its turn, its retries, its answers.
+    # Seconds one API call may take in all, from the request's arrival: its turn,
+    # its retries, its answers.
     api_time_budget: float = 5.0
+    # Callers of one host (all its processes and threads) that may wait for a
+    # turn under the quota at once; the others are answered at once.
+    api_max_waiting: int = 2
+    # The sign-in's own budget for its userinfo call, from the callback's arrival;
+    # past it the sign-in completes with the ID token's claims.
+    sign_in_time_budget: float = 3.0
+    # A returning sign-in reads userinfo only when the stored claims are older
+    # than this (seconds); 0: at every sign-in.
+    claims_max_age: int = 86400
+    # The header a proxy sets with the request's arrival time ("" to ignore any).
+    request_start_header: str = "X-Request-Start"
     application_scopes: tuple[str, ...] = ("api_offresdemploiv2", "o2dsoffre")
     # Refresh an access token this many seconds before it expires.
     refresh_margin: int = 60

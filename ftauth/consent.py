@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -39,7 +40,7 @@ from .api.clients import build_client
 from .api.credentials import GrantCredentials
 from .conf import get_settings
 from .core.errors import ApiError, ConsentWithdrawn, FTAuthError, TransportError
-from .internal import audit, lifecycle, sessions
+from .internal import audit, claims, lifecycle, sessions, witness
 from .internal.durable import own_connection, own_transaction
 from .internal.sessions import ENDED_CONSENT_WITHDRAWN, ENDED_GRANT_REFUSED
 from .models import AuditEvent, Grant, LinkedAccount
@@ -82,8 +83,8 @@ def witness_url(realm_name: str) -> str | None:
 
 def is_witness(realm_name: str, url: str) -> bool:
     """True when ``url`` (an answer's) is the realm's userinfo witness."""
-    witness = witness_url(realm_name)
-    return witness is not None and url.split("?", 1)[0] == witness.split("?", 1)[0]
+    expected = witness_url(realm_name)
+    return expected is not None and url.split("?", 1)[0] == expected.split("?", 1)[0]
 
 
 class JudgedClient(ApiClient):
@@ -96,9 +97,9 @@ class JudgedClient(ApiClient):
         super().__init__(GrantCredentials(grant), **kwargs)
         self.grant = grant
 
-    def call(self, *args: Any, **kwargs: Any) -> ApiResponse:
+    def call(self, method: str, url: str, api: str, **kwargs: Any) -> ApiResponse:
         try:
-            return super().call(*args, **kwargs)
+            response = super().call(method, url, api, **kwargs)
         except vault.GrantRefused as exc:
             verdict = grant_refused(exc)
         except vault.GrantInvalidated:
@@ -111,9 +112,37 @@ class JudgedClient(ApiClient):
             verdict = check_grant(self.credentials.grant)
             if verdict not in (ConsentCheck.WITHDRAWN, ConsentCheck.ENDED):
                 raise
+        else:
+            if is_witness(self.grant.account.realm, url):
+                # The page's own call is the witness: that is this grant's check.
+                witnessed(self.credentials.grant, response.data)
+            return response
         if verdict is ConsentCheck.WITHDRAWN:
             raise ConsentWithdrawn("France Travail refused every grant of this account")
         raise GrantEnded("France Travail refused this grant: sign in again")
+
+
+def witnessed(grant: Grant, userinfo: Any = None) -> None:
+    """The realm's witness just accepted ``grant`` (its userinfo answered its
+    token, or, on a realm without userinfo, its refresh succeeded): that is its
+    consent check for the interval, whoever asked (a page, the middleware, a
+    command). The account's checks go by its latest one, so the
+    account's other devices need not ask either. A userinfo answer also
+    completes the account's claims when they are stale (``internal.claims``).
+
+    Recorded on ftauth's own connection: a check that happened stays checked
+    whatever the caller's transaction does. A grant confirmed within the last
+    half interval is not written again (pages may call userinfo often).
+    """
+    witness.note(grant.pk)
+    now = timezone.now()
+    half = timedelta(seconds=get_settings().consent_check_interval / 2)
+    if grant.checked_at is None or grant.checked_at <= now - half:
+        with own_connection() as db:
+            Grant.objects.using(db).filter(pk=grant.pk).update(checked_at=now)
+        grant.checked_at = now
+    if userinfo is not None:
+        claims.complete_from_userinfo(grant.account, userinfo)
 
 
 def client_for(grant: Grant) -> JudgedClient:
@@ -122,22 +151,29 @@ def client_for(grant: Grant) -> JudgedClient:
 
 
 def _probe(
-    grant: Grant, *, raise_transient: bool = False
+    grant: Grant, *, raise_transient: bool = False, background: bool = False
 ) -> tuple[_Probe, vault.GrantRefused | None]:
     """Ask the realm's witness, with this grant's tokens only, whether it still works.
 
     Its userinfo when it has one (the API client: 401, one refresh, 401 again
-    is a refusal), otherwise a refresh.
+    is a refusal), otherwise a refresh. A ``background`` probe (a check ftauth
+    makes of its own accord) takes only a turn under the quota that is free now.
     """
+    userinfo = None
     try:
         vault.validate_pending_id_token(grant)
-        witness = witness_url(grant.account.realm)
-        if witness:
+        url = witness_url(grant.account.realm)
+        if url:
             credentials = GrantCredentials(grant)
-            client = build_client(get_settings(), lambda **kw: ApiClient(credentials, **kw))
-            client.call_url("GET", witness)
+            client = build_client(
+                get_settings(),
+                lambda **kw: ApiClient(credentials, **kw),
+                background=background,
+            )
+            userinfo = client.call_url("GET", url).data
+            grant = credentials.grant
         else:
-            vault.refresh(grant, force=True)
+            grant = vault.refresh(grant, force=True)
     except vault.GrantRefused as exc:
         return _Probe.REFUSED, exc
     except vault.GrantInvalidated:
@@ -159,22 +195,24 @@ def _probe(
         # that the user withdrew consent.
         logger.error("consent check of grant %s failed: %s: %s", grant.pk, type(exc).__name__, exc)
         return _Probe.UNKNOWN, None
-    now = timezone.now()
-    with own_connection() as db:
-        Grant.objects.using(db).filter(pk=grant.pk).update(checked_at=now)
-    grant.checked_at = now
+    witnessed(grant, userinfo)
     return _Probe.VALID, None
 
 
-def check_grant(grant: Grant, *, raise_transient: bool = False) -> ConsentCheck:
+def check_grant(
+    grant: Grant, *, raise_transient: bool = False, background: bool = False
+) -> ConsentCheck:
     """Check one grant with the realm's witness and act on a refusal (:func:`grant_refused`).
 
     A transient failure gives ``UNKNOWN``, or is raised with ``raise_transient``
-    (a bulk check honours ``Retry-After``).
+    (a bulk check honours ``Retry-After``). ``background``: the check is
+    ftauth's own idea (the middleware, ``ftauth_check_consent``): it takes only a
+    turn under the quota that is free now, and is postponed (``UNKNOWN``) otherwise,
+    so pages and sign-ins come first.
     """
     if grant.account.consent_withdrawn_at is not None:
         return ConsentCheck.WITHDRAWN
-    result, refusal = _probe(grant, raise_transient=raise_transient)
+    result, refusal = _probe(grant, raise_transient=raise_transient, background=background)
     if refusal is not None:
         return grant_refused(refusal)
     return {
@@ -202,6 +240,7 @@ def grant_refused(refusal: vault.GrantRefused) -> ConsentCheck:
     """
     grant = refusal.grant
     account = grant.account
+    witness.note(grant.pk)
     refused = {grant.pk: _why(refusal)}
     verdict = ConsentCheck.WITHDRAWN if refusal.certain else ConsentCheck.ENDED
     for other in vault.live_grants(account) if refusal.certain else ():

@@ -12,8 +12,10 @@ counts on the default registry, so a project's existing exporter (django-prometh
   (``kind``: ``discovery``, ``jwks``, ``token``, ``userinfo``, ``api``; ``status``: the
   HTTP status, ``none`` when no answer came), 429s included;
 - ``ftauth_france_travail_call_seconds{kind}``: their durations (a histogram);
-- ``ftauth_quota_waits_seconds{api}`` and ``ftauth_quota_refusals_total{api}``: the
-  waits for a turn of the application's quota, and the calls refused for want of one.
+- ``ftauth_quota_waits_seconds{api}`` and ``ftauth_quota_refusals_total{api, reason}``:
+  the waits for a turn of the application's quota, and the calls refused for want of one
+  (the ``quota_refused`` signal: ``reason`` ``429``, ``turn``, ``waiting`` or
+  ``background``, a consent check postponed, which nobody is told about).
 
 Without a project exporter, :func:`metrics_view` serves them; it answers 404 unless
 ``FTAUTH['METRICS_TOKEN']`` is set, and then only to ``Authorization: Bearer <token>``
@@ -32,7 +34,7 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 
 from .core import http
-from .signals import event, france_travail_call
+from .signals import event, france_travail_call, quota_refused
 
 logger = logging.getLogger("ftauth.metrics")
 
@@ -72,8 +74,9 @@ class _Metrics:
         )
         self.quota_refusals = client.Counter(
             "ftauth_quota_refusals_total",
-            "Calls refused because no turn of the quota came in time.",
-            ["api"],
+            "Calls refused for the quota: 429, no turn in time, waiting room full, "
+            "background check postponed.",
+            ["api", "reason"],
         )
 
 
@@ -94,14 +97,15 @@ def _on_call(sender: Any, kind: str, status: int | None, seconds: float, **kwarg
     METRICS.seconds.labels(kind=kind).observe(seconds)
 
 
-def observe_quota_wait(api: str, seconds: float, *, refused: bool = False) -> None:
-    """The pacer's report: a wait for a turn (or a refusal, no turn in time)."""
-    if METRICS is None:
-        return
-    if refused:
-        METRICS.quota_refusals.labels(api=api).inc()
-    else:
+def observe_quota_wait(api: str, seconds: float) -> None:
+    """The API client's report: a wait for a turn of the quota, before a call."""
+    if METRICS is not None:
         METRICS.quota_waits.labels(api=api).observe(seconds)
+
+
+def _on_refusal(sender: Any, api: str, reason: str, **kwargs: Any) -> None:
+    if METRICS is not None:
+        METRICS.quota_refusals.labels(api=api, reason=reason).inc()
 
 
 def _announce_call(kind: str, status: int | None, seconds: float) -> None:
@@ -114,6 +118,7 @@ def connect() -> None:
         http.OBSERVERS.append(_announce_call)
     event.connect(_on_event, dispatch_uid="ftauth.metrics.events")
     france_travail_call.connect(_on_call, dispatch_uid="ftauth.metrics.calls")
+    quota_refused.connect(_on_refusal, dispatch_uid="ftauth.metrics.quota")
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

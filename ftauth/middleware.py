@@ -3,14 +3,25 @@
 Between two checks of a session the middleware reads only the session's own
 data (already loaded by ``SessionMiddleware``): no database query, no HTTP
 call. At most every ``CONSENT_CHECK_INTERVAL`` seconds per session it checks
-the session: one query (its registry row, grant and account), then, unless
-France Travail confirmed that grant within the interval, a check of the
-grant with its own token (``ftauth.consent``).
+the session: one query (its registry row, grant and account, and when France
+Travail last vouched for any grant of the account). France Travail's quota
+grows with accounts, not devices: when another grant of the account was
+confirmed within the interval, nothing is asked. Otherwise the session's grant
+is asked about with its own token (``ftauth.consent``), *after* the view: a
+page that calls the realm's witness itself (its userinfo) with that grant, or
+refreshes it, has made the check, and the question is not asked twice. The
+check after the view is a background one: it takes a turn under the quota
+only if one is free now, and is postponed otherwise, so a page never waits
+for it. A device whose grant alone France Travail refused is found at its own
+next call (docs/security.md).
 
 A session ended elsewhere (withdrawal, back-channel logout, refused grant,
 unlink, sign-out on another device sharing its grant) is signed out here:
 a browser is sent to the "consentement retiré" page (or to
 ``LOGOUT_REDIRECT_URL`` when consent still stands), an XHR gets a 401 JSON.
+
+The middleware also notes when the request arrived (``internal.arrival``):
+the budgets of the calls made while serving it count from there.
 """
 
 from __future__ import annotations
@@ -18,12 +29,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 from django.contrib.auth import logout
 from django.db import DatabaseError
+from django.db.models import F, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
@@ -32,6 +45,8 @@ from django.utils import timezone
 from .conf import get_settings, serving
 from .consent import ConsentCheck, check_grant, send_pending_revocation
 from .core.errors import ConfigurationError
+from .internal import witness
+from .internal.arrival import arrival_of, arriving
 from .internal.sessions import (
     ENDED_CONSENT_WITHDRAWN,
     ENDED_GRANT_REFUSED,
@@ -41,7 +56,7 @@ from .internal.sessions import (
     TOMBSTONE_KEY,
     follow_session_key,
 )
-from .models import AccountSession, LinkedAccount
+from .models import AccountSession, Grant, LinkedAccount
 
 logger = logging.getLogger("ftauth.middleware")
 
@@ -65,6 +80,25 @@ def consent_exempt(view_func: Callable) -> Callable:
     return wrapped
 
 
+@dataclass(frozen=True)
+class _DueCheck:
+    """A session whose grant is to be asked about after the view."""
+
+    sid: str
+    row_id: int
+    grant: Any
+
+
+DUE_CHECK = "_ftauth_due_check"
+
+
+def _start_header() -> str:
+    try:
+        return get_settings().request_start_header
+    except ConfigurationError:
+        return ""  # reported by manage.py check; the page is served all the same
+
+
 class ConsentMiddleware:
     """Place after ``AuthenticationMiddleware``."""
 
@@ -73,8 +107,15 @@ class ConsentMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         # With the sandbox on the site itself, its URLs follow this request's host.
-        with serving(request):
-            return self.get_response(request)
+        arrived = arrival_of(request.META, _start_header())
+        with serving(request), arriving(arrived), witness.watching():
+            response = self.get_response(request)
+            due = getattr(request, DUE_CHECK, None)
+            if due is not None:
+                ended = self.check_after_view(request, due)
+                if ended is not None:
+                    return self.ended(request, ended)
+            return response
 
     def process_view(
         self, request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict
@@ -127,8 +168,16 @@ class ConsentMiddleware:
     def _check(
         self, request: HttpRequest, marker: dict, sid: str, grant_id: Any, interval: int
     ) -> str | None:
+        # When France Travail last vouched for any grant of the account: one
+        # witness call per account and interval, whichever device asked.
+        latest_check = (
+            Grant.objects.filter(account_id=OuterRef("account_id"))
+            .order_by(F("checked_at").desc(nulls_last=True))
+            .values("checked_at")[:1]
+        )
         row = (
             AccountSession.objects.select_related("account", "grant")
+            .annotate(account_checked=Subquery(latest_check))
             .filter(sid=sid, account_id=marker["account"])
             .first()
         )
@@ -146,23 +195,46 @@ class ConsentMiddleware:
                 return ENDED_CONSENT_WITHDRAWN
             return ENDED_SIGNED_OUT
         grant = row.grant
-        if grant is not None:
-            grant.account = row.account  # already read, with the row
         recent = timezone.now() - timedelta(seconds=interval)
-        if grant is not None and (grant.checked_at is None or grant.checked_at <= recent):
-            result = check_grant(grant)
-            if result is ConsentCheck.WITHDRAWN:
-                return ENDED_CONSENT_WITHDRAWN
-            if result is ConsentCheck.ENDED:
-                return ENDED_GRANT_REFUSED
-            # NO_TOKENS (expired, no refresh token: France Travail may issue
-            # none) leaves the session signed in, without calls on the user's behalf.
-        AccountSession.objects.filter(pk=row.pk).update(seen_at=timezone.now())
-        follow_session_key(request)
-        # A transient failure (UNKNOWN) also waits for the next interval: asking
-        # again on every request would hammer a server that is already in trouble.
-        request.session[SESSION_KEY] = {**request.session[SESSION_KEY], "checked_at": time.time()}
+        if grant is not None and not (row.account_checked and row.account_checked > recent):
+            # Asked after the view, unless the view's own call answers first.
+            grant.account = row.account  # already read, with the row
+            setattr(request, DUE_CHECK, _DueCheck(sid=sid, row_id=row.pk, grant=grant))
+            return None
+        # NO_TOKENS (no grant here) leaves the session signed in, without calls on
+        # the user's behalf; another grant of the account vouched for it recently.
+        self._checked(request, row.pk)
         return None
+
+    def check_after_view(self, request: HttpRequest, due: _DueCheck) -> str | None:
+        """The due check of the session's grant, unless the view's own call to the
+        witness (or a refresh) made it; why the session ended, or ``None``."""
+        marker = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
+        if not isinstance(marker, dict) or marker.get("sid") != due.sid:
+            return None  # the view signed this session out, or in again
+        try:
+            if not witness.noted(due.grant.pk):
+                result = check_grant(due.grant, background=True)
+                if result is ConsentCheck.WITHDRAWN:
+                    return ENDED_CONSENT_WITHDRAWN
+                if result is ConsentCheck.ENDED:
+                    return ENDED_GRANT_REFUSED
+                # NO_TOKENS (expired, no refresh token: France Travail may issue
+                # none) leaves the session signed in, without calls on the user's behalf.
+            self._checked(request, due.row_id)
+        except DatabaseError as exc:
+            logger.error(
+                "consent check skipped, database unavailable: %s: %s", type(exc).__name__, exc
+            )
+        return None
+
+    def _checked(self, request: HttpRequest, row_id: int) -> None:
+        AccountSession.objects.filter(pk=row_id).update(seen_at=timezone.now())
+        follow_session_key(request)
+        # A transient failure (UNKNOWN), or a check postponed for the quota, also
+        # waits for the next interval: asking again on every request would hammer
+        # a server that is already in trouble.
+        request.session[SESSION_KEY] = {**request.session[SESSION_KEY], "checked_at": time.time()}
 
     def ended(self, request: HttpRequest, reason: str) -> HttpResponse:
         """Sign the session out and say why."""

@@ -31,6 +31,10 @@ class LinkedAccount(models.Model):
     sub = models.CharField(_("identifiant France Travail (sub)"), max_length=255)
     email = models.EmailField(_("adresse e-mail"), blank=True, max_length=254)
     claims = models.JSONField(_("revendications"), default=dict, blank=True)
+    # When ``claims`` were last read from the realm's userinfo (None: never, or only
+    # the ID token's): a returning sign-in reads userinfo again only past
+    # CLAIMS_MAX_AGE, and a grant's next witness call completes stale claims.
+    claims_at = models.DateTimeField(_("revendications lues le"), null=True, blank=True)
     linked_at = models.DateTimeField(_("lié le"), default=timezone.now)
     last_login_at = models.DateTimeField(_("dernière connexion"), null=True, blank=True)
     consent_withdrawn_at = models.DateTimeField(_("consentement retiré le"), null=True, blank=True)

@@ -12,7 +12,7 @@ interface lets ftauth tell (docs/security.md, "A verdict needs evidence").
 Receivers run synchronously; an exception in one of them
 does not stop the others (``send_robust``) and is logged.
 
-Two more signals let a site route what ftauth does to its own monitoring
+Three more signals let a site route what ftauth does to its own monitoring
 (``ftauth.metrics`` turns them into Prometheus metrics when ``prometheus_client``
 is installed):
 
@@ -23,7 +23,14 @@ is installed):
   ``account`` (or ``None``) and ``detail`` (the event's short facts, never a token);
 - ``france_travail_call``: each call ftauth made to France Travail, with ``kind``
   (``discovery``, ``jwks``, ``token``, ``userinfo``, ``api``), ``status`` (the HTTP
-  status, ``None`` when no answer came) and ``seconds`` (the call's duration).
+  status, ``None`` when no answer came) and ``seconds`` (the call's duration);
+- ``quota_refused``: each API call ftauth did not make, or gave up, because of
+  France Travail's quota (each is also logged once), with ``api`` (the quota's API
+  name), ``reason`` (``"429"``: France Travail's answer; ``"turn"``: no turn within
+  the call's budget; ``"waiting"``: this host's waiting room was full,
+  ``API_MAX_WAITING``; ``"background"``: a consent check that found no free turn and
+  was postponed), ``wait`` (seconds until the schedule has a turn) and
+  ``background``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from django.dispatch import Signal, receiver
 consent_revoked = Signal()
 event = Signal()
 france_travail_call = Signal()
+quota_refused = Signal()
 
 
 @receiver(user_logged_out, dispatch_uid="ftauth.forget_session")

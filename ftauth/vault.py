@@ -43,7 +43,7 @@ from .core.errors import (
 )
 from .core.realms import ACCESS_TOKEN_LIFETIME
 from .core.tokens import TokenResponse
-from .internal import audit
+from .internal import audit, witness
 from .internal.durable import own_connection, own_transaction
 from .internal.provider import get_provider
 from .internal.refresh_lock import Lease, refresh_lock
@@ -371,11 +371,15 @@ def _store_refreshed(grant: Grant, fresh: TokenResponse) -> None:
     Compare-and-set on the refresh token that was used: a grant ended while the
     request was in flight is not brought back by its late answer.
     """
+    now = timezone.now()
     values: dict[str, Any] = {
         "access_token_ciphertext": crypto.encrypt(fresh.access_token),
         "expires_at": _expires_at(fresh),
-        "refreshed_at": timezone.now(),
+        "refreshed_at": now,
         "rotation_uncertain_since": None,
+        # The refresh is the realm's witness too: France Travail just vouched for
+        # this grant, which is its consent check for the interval.
+        "checked_at": now,
     }
     if fresh.refresh_token:
         # Refresh token rotation: the old one may already be void.
@@ -394,6 +398,7 @@ def _store_refreshed(grant: Grant, fresh: TokenResponse) -> None:
         raise TokensUnavailable("this grant was ended while it was being refreshed")
     for name, value in values.items():
         setattr(grant, name, value)
+    witness.note(grant.pk)
     try:
         with own_transaction() as db:
             audit.record(AuditEvent.Kind.TOKENS_REFRESHED, grant.account, using=db, grant=grant.pk)

@@ -16,13 +16,15 @@ from django.conf import settings
 # The scripted identity server and its fixtures (``idp``) for the sign-in tests;
 # the stateful one (``fakeop``) and the session engines for the consent-lifecycle tests;
 # the sandbox's tamper modes (``tamper``) for the tests of ftauth's defences;
-# the ProConnect stand-in (``proconnect``) for the professionals' sign-in.
+# the ProConnect stand-in (``proconnect``) for the professionals' sign-in; the
+# quota's schedule on the test's clock (``pacing``).
 pytest_plugins = [
     "tests.idp",
     "tests.fakeop",
     "tests.lifecycle",
     "tests.tamper",
     "tests.proconnect_op",
+    "tests.pacing",
 ]
 
 

@@ -5,7 +5,7 @@ from django.urls import path
 
 from demo_site.urls import urlpatterns as demo_urlpatterns
 from ftauth import api
-from ftauth.core.errors import ApiError, FTAuthError
+from ftauth.core.errors import ApiError, FTAuthError, QuotaExceeded
 
 
 def call(request, realm: str, api_path: str):
@@ -14,6 +14,10 @@ def call(request, realm: str, api_path: str):
         data = api.for_request(request, realm).get(api_path)
     except ApiError as exc:
         return JsonResponse({"error": "ApiError", "status": exc.status})
+    except QuotaExceeded as exc:
+        return JsonResponse(
+            {"error": "QuotaExceeded", "reason": exc.reason, "retry_after": exc.retry_after}
+        )
     except FTAuthError as exc:
         return JsonResponse({"error": type(exc).__name__})
     return JsonResponse({"ok": True, "data": data})

@@ -120,28 +120,51 @@ def test_bulk_check_spaces_its_calls_and_acts_on_withdrawals(fakeop, fake_time):
     fakeop.withdraw(accounts[1].sub)
     output = run("ftauth_check_consent", "--rate", "2", "--older-than", "0")
     assert fake_time == [0.5, 0.5]
-    assert "3 grant(s) checked: valid 2, ended 0, withdrawn 1, unknown 0, no_tokens 0" in output
+    assert "3 account(s) checked: valid 2, ended 0, withdrawn 1, unknown 0, no_tokens 0" in output
     assert LinkedAccount.objects.get(pk=accounts[1].pk).consent_withdrawn_at is not None
     assert not Grant.objects.filter(account=accounts[1]).exists()
 
 
-def test_bulk_check_honours_retry_after(fakeop, fake_time):
-    """The checks call through the API client, which honours Retry-After within its
-    time budget, like every call on a user's behalf."""
+def test_bulk_check_honours_retry_after(fakeop, monkeypatch):
+    """A check is a background call: it does not wait in the API client (a page or a
+    sign-in may need the quota), the command waits out Retry-After and tries again."""
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)  # the shared schedule is paused for real
+
+    monkeypatch.setattr(ftauth_check_consent.Command, "sleep", staticmethod(sleep))
     linked_with_tokens(fakeop)
     fakeop.fail_next("userinfo", 429, {"Retry-After": "1"})
-    started = time.monotonic()
     output = run("ftauth_check_consent", "--older-than", "0")
-    assert time.monotonic() - started >= 1.0
     assert len(fakeop.requests_to("userinfo")) == 2
+    assert waits and waits[0] >= 1.0  # Retry-After, in full
     assert "valid 1" in output
+
+
+def test_bulk_check_makes_one_call_per_account(fakeop, fake_time):
+    """France Travail's quota grows with accounts, not devices: an account signed in
+    on two devices is checked once, with its latest grant."""
+    from tests.lifecycle import add_grant
+
+    account = linked_with_tokens(fakeop)
+    latest = add_grant(fakeop, account)
+    output = run("ftauth_check_consent", "--older-than", "0")
+    assert "1 account(s) checked: valid 1" in output
+    (used,) = fakeop.requests_to("userinfo")
+    token = used["headers"]["Authorization"].removeprefix("Bearer ")
+    assert fakeop.grant_with_token(token) is fakeop.grant_of(account.sub)
+    assert Grant.objects.get(pk=latest.pk).checked_at is not None
+    # Checked moments ago: the account is not asked about again.
+    assert "0 account(s) checked" in run("ftauth_check_consent")
 
 
 def test_bulk_check_skips_recently_checked_and_withdrawn_accounts(fakeop, fake_time):
     linked_with_tokens(fakeop)  # checked at sign-in, moments ago
     withdrawn = linked_with_tokens(fakeop)
     LinkedAccount.objects.filter(pk=withdrawn.pk).update(consent_withdrawn_at=timezone.now())
-    assert "0 grant(s) checked" in run("ftauth_check_consent")
+    assert "0 account(s) checked" in run("ftauth_check_consent")
     assert not fakeop.requests_to("userinfo")
 
 

@@ -40,7 +40,7 @@ def deadline(idp, settings):
     return idp
 
 
-@pytest.mark.parametrize("kind", ["jwks", "token", "userinfo"])
+@pytest.mark.parametrize("kind", ["jwks", "token"])
 @pytest.mark.parametrize("mode", [TRICKLE, ENDLESS], ids=["trickle", "endless"])
 def test_a_server_that_never_finishes_its_answer_is_a_503_in_bounded_time(
     client, deadline, kind, mode
@@ -54,6 +54,19 @@ def test_a_server_that_never_finishes_its_answer_is_a_503_in_bounded_time(
     assert elapsed < GENEROUS
     assert "_auth_user_id" not in client.session
     assert not Grant.objects.exists()
+
+
+@pytest.mark.parametrize("mode", [TRICKLE, ENDLESS], ids=["trickle", "endless"])
+def test_a_userinfo_that_never_finishes_is_given_up_and_the_sign_in_goes_on(client, deadline, mode):
+    """The code is exchanged already: the sign-in completes with the ID token's claims
+    after at most the deadline, and keeps its tokens (issue 15)."""
+    deadline.fail_next("userinfo", mode)
+    started = time.monotonic()
+    _, response = sign_in(client, deadline)
+    assert time.monotonic() - started < GENEROUS
+    assert response.status_code == 302
+    assert "_auth_user_id" in client.session
+    assert Grant.objects.count() == 1
 
 
 @pytest.mark.parametrize("mode", [TRICKLE, ENDLESS], ids=["trickle", "endless"])

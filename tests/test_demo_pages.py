@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import re
 import socket
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from demo_site.views import USER_DATA_PATHS, api_error_message
 from ftauth.core.errors import ApiError, ConsentWithdrawn, QuotaExceeded, TransportError
@@ -258,8 +260,20 @@ def test_profile_after_signing_in_shows_identity_and_data_read_with_the_token(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_profile_views_do_not_call_france_travail_each_time(sandbox, visitor, monkeypatch):
+def test_profile_views_do_not_call_france_travail_each_time(sandbox, visitor, counted_calls):
     """A site that copies the demo must not spend its quota on page views."""
+    visitor.sign_in("individu", persona="sandbox-individu-camille")
+    signed_in_calls = len(counted_calls)  # the sign-in's userinfo
+    for _ in range(3):
+        page = visitor.get("/profile/")
+        assert "<code>peconnect-individu/v1/userinfo</code>" in page.text
+        assert 'data-field="api-data-at"' in page.text  # the page says the data is kept
+    assert len(counted_calls) == signed_in_calls
+
+
+@pytest.fixture
+def counted_calls(monkeypatch):
+    """The URLs of every API call ftauth makes (the sign-in's userinfo included)."""
     from ftauth.api.client import ApiClient
 
     calls = []
@@ -270,13 +284,28 @@ def test_profile_views_do_not_call_france_travail_each_time(sandbox, visitor, mo
         return real(self, method, url, api, **kwargs)
 
     monkeypatch.setattr(ApiClient, "call", counted)
-    visitor.sign_in("individu", persona="sandbox-individu-camille")
-    signed_in_calls = len(calls)  # the sign-in's userinfo, then the first /profile/
-    for _ in range(3):
-        page = visitor.get("/profile/")
-        assert "<code>peconnect-individu/v1/userinfo</code>" in page.text
-        assert 'data-field="api-data-at"' in page.text  # the page says the data is kept
-    assert len(calls) == signed_in_calls
+    return calls
+
+
+@pytest.mark.django_db(transaction=True)
+def test_profile_shows_what_the_sign_in_read_instead_of_asking_again(
+    sandbox, visitor, counted_calls
+):
+    from ftauth.models import LinkedAccount
+
+    page = visitor.sign_in("individu", persona="sandbox-individu-camille")
+    assert page.url.endswith("/profile/")
+    # The sign-in read userinfo once; the profile right after shows that answer.
+    assert len(counted_calls) == 1 and "/peconnect-individu/v1/userinfo" in counted_calls[0]
+    data = page.text.partition("<code>peconnect-individu/v1/userinfo</code>")[2]
+    assert "<dd>Camille</dd>" in data and 'data-field="api-data-at"' in data
+    # Read long ago: the profile asks France Travail (once, then keeps the answer).
+    LinkedAccount.objects.filter(sub="sandbox-individu-camille").update(
+        claims_at=timezone.now() - timedelta(hours=2)
+    )
+    for _ in range(2):
+        assert "<dd>Camille</dd>" in visitor.get("/profile/").text
+    assert len(counted_calls) == 2
 
 
 @pytest.mark.django_db(transaction=True)

@@ -450,9 +450,9 @@ def test_first_sign_in_that_loses_the_race_signs_in_as_the_winner(fakeop, monkey
     real = signin._linked_account
     calls = {"n": 0}
 
-    def read_before_the_winner_committed(identity):
+    def read_before_the_winner_committed(realm, sub):
         calls["n"] += 1
-        return None if calls["n"] == 1 else real(identity)
+        return None if calls["n"] == 1 else real(realm, sub)
 
     monkeypatch.setattr(signin, "_linked_account", read_before_the_winner_committed)
     loser = Client()

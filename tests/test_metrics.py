@@ -9,6 +9,7 @@ from django.test import Client
 from prometheus_client import REGISTRY
 
 from ftauth import signals
+from ftauth.core.errors import QuotaExceeded
 from ftauth.internal import audit
 from ftauth.models import AuditEvent
 from tests.fakeop import DROP
@@ -117,3 +118,23 @@ def test_the_metrics_view_answers_only_the_scraper_holding_the_token(settings, r
     response = get(HTTP_AUTHORIZATION="Bearer scraper-token-of-tests")
     assert response.status_code == 200
     assert b"ftauth_france_travail_calls_total" in response.content
+
+
+def test_quota_waits_and_refusals_are_counted(fakeop):
+    """Each wait for a turn of the quota is observed; each call refused for the quota
+    is counted with its reason (``quota_refused``)."""
+    from ftauth import api
+
+    waits = sample("ftauth_quota_waits_seconds_count", api="peconnect-individu")
+    refused = sample("ftauth_quota_refusals_total", api="peconnect-individu", reason="turn")
+    client = Client()
+    sign_in(client, fakeop)  # its userinfo call took a turn
+    assert sample("ftauth_quota_waits_seconds_count", api="peconnect-individu") == waits + 1
+    api.rate_limiter().pause("peconnect-individu", 60)  # another process's 429
+    user = AuditEvent.objects.get(kind="linked").account.user
+    with pytest.raises(QuotaExceeded):
+        api.for_user(user, "individu").get("peconnect-individu/v1/userinfo")
+    assert (
+        sample("ftauth_quota_refusals_total", api="peconnect-individu", reason="turn")
+        == refused + 1
+    )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import Client
+from django.test import Client, RequestFactory, override_settings
+from django.utils import timezone
 
+from ftauth.core.errors import ApiError
 from ftauth.internal import lifecycle
 from ftauth.internal.sessions import SESSION_KEY
-from ftauth.models import AuditEvent, LinkedAccount
+from ftauth.models import AccountSession, AuditEvent, Grant, LinkedAccount
 from tests.lifecycle import age_account_check, age_session, give_password, server_side, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -59,21 +61,91 @@ def test_due_session_is_checked_once_then_waits_an_interval(
     assert len(fakeop.requests_to("userinfo")) == 2
 
 
-def test_each_device_checks_its_own_grant_once_per_interval(fakeop):
-    """Each sign-in is its own grant: one device's answer says nothing of another's."""
+def test_one_witness_call_per_account_per_interval(fakeop):
+    """France Travail's quota grows with accounts, not devices: once one device's
+    check confirmed a grant of the account, the account's other devices are not
+    asked about again in the interval."""
     laptop, phone = Client(), Client()
     account = sign_in(laptop, fakeop, "sub-share")
+    laptop_grant = fakeop.grant_of("sub-share")
     sign_in(phone, fakeop, "sub-share")
     calls = len(fakeop.requests_to("userinfo"))
-    age_account_check(account)
     for _ in range(2):
+        age_account_check(account)
         age_session(laptop)
         age_session(phone)
         assert laptop.get(PROTECTED).status_code == 200
         assert phone.get(PROTECTED).status_code == 200
     tokens = [r["headers"]["Authorization"] for r in fakeop.requests_to("userinfo")[calls:]]
-    # One call per device in the interval, each with that device's own token.
-    assert len(tokens) == 2 and len(set(tokens)) == 2
+    # One call per interval for the account, with the token of the device that asked.
+    assert len(tokens) == 2 and len(set(tokens)) == 1
+    assert fakeop.grant_with_token(tokens[0].removeprefix("Bearer ")) is laptop_grant
+
+
+def test_a_refresh_confirms_the_account_for_its_other_devices(fakeop):
+    """A refresh is France Travail vouching for the grant: the account's other
+    devices are not asked about in the interval either."""
+    from ftauth import api
+
+    laptop, phone = Client(), Client()
+    account = sign_in(laptop, fakeop, "sub-refreshed")
+    sign_in(phone, fakeop, "sub-refreshed")
+    age_account_check(account)
+    laptop_row = AccountSession.objects.get(sid=laptop.session["_ftauth"]["sid"])
+    Grant.objects.filter(pk=laptop_row.grant_id).update(expires_at=timezone.now())
+    request = RequestFactory().get("/")
+    request.user, request.session = account.user, laptop.session
+    with pytest.raises(ApiError):  # another API (fakeop has none): its answer, a 404
+        api.for_request(request, "individu").get("peconnect-statut/v1/statut")
+    assert len(fakeop.refresh_requests()) == 1
+    calls = len(fakeop.requests_to("userinfo"))
+    age_session(phone)
+    assert phone.get(PROTECTED).status_code == 200
+    assert len(fakeop.requests_to("userinfo")) == calls
+
+
+def test_a_device_whose_grant_alone_is_refused_is_found_at_its_own_next_call(fakeop, revocations):
+    """The account's check with the phone's grant says nothing of the laptop's: the
+    laptop is found out when its own token is used, and only the laptop ends."""
+    from ftauth import api, consent
+
+    laptop, phone = Client(), Client()
+    account = sign_in(laptop, fakeop, "sub-one-refused")
+    laptop_grant = fakeop.grant_of("sub-one-refused")
+    sign_in(phone, fakeop, "sub-one-refused")
+    fakeop.revoke(laptop_grant)  # e.g. France Travail ended the laptop's session
+    age_account_check(account)
+    age_session(phone)
+    assert phone.get(PROTECTED).status_code == 200  # the account's check, with the phone's
+    age_session(laptop)
+    assert laptop.get(PROTECTED).status_code == 200  # the account was confirmed just now
+    request = RequestFactory().get("/")
+    request.user, request.session = account.user, laptop.session
+    with pytest.raises(consent.GrantEnded):
+        api.for_request(request, "individu").get("peconnect-individu/v1/userinfo")
+    assert laptop.get(PROTECTED).status_code == 302
+    assert phone.get(PROTECTED).status_code == 200
+    assert revocations == []
+    assert LinkedAccount.objects.get(pk=account.pk).consent_withdrawn_at is None
+
+
+def test_a_grant_judged_during_the_view_is_not_asked_about_again_after_it(fakeop, revocations):
+    """The laptop's page finds its grant refused (its own call): the check due after
+    the view has nothing left to ask."""
+    laptop, phone = Client(), Client()
+    account = sign_in(laptop, fakeop, "sub-judged")
+    laptop_grant = fakeop.grant_of("sub-judged")
+    sign_in(phone, fakeop, "sub-judged")
+    fakeop.revoke(laptop_grant)
+    age_account_check(account)
+    age_session(laptop)
+    calls = len(fakeop.requests_to("userinfo"))
+    with override_settings(ROOT_URLCONF="tests.evidence_urls"):
+        page = laptop.get("/t/call/individu/peconnect-individu/v1/userinfo")
+    assert page.json() == {"error": "GrantEnded"}
+    # The laptop's call (401), the probe of the phone's grant (200): nothing after.
+    assert len(fakeop.requests_to("userinfo")) == calls + 2
+    assert revocations == []
 
 
 def test_interval_setting_is_honoured(fakeop, settings):

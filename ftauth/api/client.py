@@ -21,6 +21,8 @@ import requests
 
 from ftauth.core.errors import ApiError, InvalidResponse, QuotaExceeded, TransportError
 from ftauth.core.http import ANSWER_LIMITS, HttpClient, parse_retry_after
+from ftauth.internal.arrival import arrived_at
+from ftauth.metrics import observe_quota_wait
 
 from .quota import RateLimiter, RateLimitHeaders
 
@@ -95,6 +97,7 @@ class ApiClient:
         max_retries: int,
         retry_after_cap: float,
         time_budget: float = 5.0,
+        background: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[float], float] | None = None,
@@ -105,9 +108,14 @@ class ApiClient:
         self.limiter = limiter
         self.max_retries = max_retries
         self.retry_after_cap = retry_after_cap
-        # One bound for the whole call: the wait for a turn, every retry and every
-        # answer awaited fit in it (a page view must not hang for minutes).
+        # One bound for the whole call, counted from the request's arrival: the wait
+        # for a turn, every retry and every answer awaited fit in it (a page view
+        # must not hang for minutes, nor sit in a queue and then wait its budget).
         self.time_budget = time_budget
+        # A call ftauth makes of its own accord (a consent check): it takes only a
+        # turn free now, and never waits for one, so it never delays a page or a
+        # sign-in (they come first).
+        self.background = background
         self.sleep = sleep
         self.clock = clock
         self.jitter = jitter or _default_jitter
@@ -136,8 +144,10 @@ class ApiClient:
         """Call ``{API_URL}/partenaire/{path}``; return the answer or raise a typed error.
 
         The whole call, retries included, takes about ``API_TIME_BUDGET``
-        seconds at most. Raises :class:`QuotaExceeded` (still 429 when the
-        retries or the budget run out, or no turn within the budget),
+        seconds at most, counted from the arrival of the request being served.
+        Raises :class:`QuotaExceeded` (still 429 when the retries or the budget
+        run out, no turn within the budget, or this host's waiting room full;
+        ``retry_after`` is the wait the schedule implies),
         :class:`ApiError` (any other 4xx, or a 401 that a new token does not
         cure), :class:`TransportError` (no answer, 5xx), :class:`InvalidResponse`
         (a success without JSON), and what the credentials raise
@@ -169,17 +179,29 @@ class ApiClient:
         token is the credentials' ``refused_again`` error."""
         if headers and any(name.lower() == "authorization" for name in headers):
             raise ValueError("the Authorization header is ftauth's to set")
-        deadline = self.clock() + self.time_budget
+        deadline = self._deadline()
         token = self.credentials.token()
         send = (params, json, headers, deadline, max_bytes)
-        response = self._send(method, url, api, token, *send)
-        if response.status_code == 401:
-            logger.info("%s refused the access token (401); renewing it once", api)
-            token = self.credentials.renew(token)
+        try:
             response = self._send(method, url, api, token, *send)
             if response.status_code == 401:
-                raise self.credentials.refused_again(response)
+                logger.info("%s refused the access token (401); renewing it once", api)
+                token = self.credentials.renew(token)
+                response = self._send(method, url, api, token, *send)
+                if response.status_code == 401:
+                    raise self.credentials.refused_again(response)
+        except QuotaExceeded as exc:
+            quota_refusal(api, exc, background=self.background)
+            raise
         return self._result(response, api)
+
+    def _deadline(self) -> float:
+        """The budget counts from the request's arrival (``ftauth.internal.arrival``):
+        a request that waited for a worker has spent that time already."""
+        now = self.clock()
+        arrived = arrived_at()
+        started = now if arrived is None or arrived > now else arrived
+        return started + self.time_budget
 
     def _send(
         self,
@@ -197,8 +219,12 @@ class ApiClient:
         outgoing = {**(headers or {}), "Accept": "application/json"}
         outgoing["Authorization"] = f"Bearer {token}"
         retries = 0
+        max_retries = 0 if self.background else self.max_retries
         while True:
-            self.limiter.acquire(api, max_wait=max(0.0, deadline - self.clock()))
+            waited = self.limiter.acquire(
+                api, max_wait=max(0.0, deadline - self.clock()), may_wait=not self.background
+            )
+            observe_quota_wait(api, waited)
             # The answer is awaited no longer than the budget left (half a second at
             # least), and that is a wall-clock bound on the whole answer, not only on
             # each socket read: a trickling server cannot stretch it.
@@ -223,29 +249,30 @@ class ApiClient:
             wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
             delay = wait + self.jitter(wait)
             out_of_time = self.clock() + delay > deadline
-            if retries >= self.max_retries or wait > self.retry_after_cap or out_of_time:
+            # Every process holds back, not only this caller.
+            self.limiter.pause(api, delay)
+            gone = QuotaExceeded(
+                f"quota of {api} exceeded (429) after {retries} retries",
+                retry_after=wait,
+                reason="429",
+            )
+            if retries >= max_retries or wait > self.retry_after_cap or out_of_time:
                 # Waiting less than Retry-After would only earn another 429: past
                 # the cap or the budget, the caller is told when to come back instead.
-                logger.warning(
-                    "%s quota exceeded: giving up after %d retries (Retry-After %g s%s)",
-                    api,
-                    retries,
-                    wait,
-                    ", beyond the time budget" if out_of_time else "",
-                )
-                # Every process holds back, not only this caller.
-                self.limiter.pause(api, delay)
-                raise QuotaExceeded(f"quota of {api} exceeded", retry_after=wait)
-            # Every process backs off, not only this one.
-            self.limiter.pause(api, delay)
+                raise gone
             logger.info(
                 "%s quota exceeded (429): retry %d/%d in %.2f s",
                 api,
                 retries + 1,
-                self.max_retries,
+                max_retries,
                 delay,
             )
-            self.sleep(delay)
+            # Waiting for Retry-After is waiting for the quota: a seat of the
+            # host's waiting room, or the answer at once.
+            with self.limiter.seat(delay) as seated:
+                if not seated:
+                    raise gone
+                self.sleep(delay)
             retries += 1
 
     def _result(self, response: requests.Response, api: str) -> ApiResponse:
@@ -269,6 +296,19 @@ class ApiClient:
             headers=response.headers,
             rate_limit=RateLimitHeaders.from_headers(response.headers),
         )
+
+
+def quota_refusal(api: str, exc: QuotaExceeded, *, background: bool = False) -> None:
+    """Every call refused for the quota is logged once, with its wait, and counted
+    (the ``quota_refused`` signal, for metrics)."""
+    from ftauth.signals import quota_refused
+
+    wait = exc.retry_after or 0.0
+    log = logger.info if background else logger.warning
+    log("call to %s refused (%s): next turn in %.1f s; %s", api, exc.reason, wait, exc)
+    quota_refused.send_robust(
+        sender=ApiClient, api=api, reason=exc.reason, wait=wait, background=background
+    )
 
 
 def error_body(response: requests.Response) -> Any:

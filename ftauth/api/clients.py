@@ -26,6 +26,7 @@ def rate_limiter(conf: FTAuthSettings | None = None) -> RateLimiter:
         rates=conf.api_rate_limits,
         default_rate=conf.api_default_rate,
         max_wait=conf.api_max_wait,
+        max_waiting=conf.api_max_waiting,
     )
 
 
@@ -44,8 +45,9 @@ def application_tokens(conf: FTAuthSettings | None = None) -> ApplicationTokens:
     )
 
 
-def build_client(conf: FTAuthSettings, make: Callable[..., C]) -> C:
-    """``make(**options)`` with this application's API URL, transport and quota."""
+def build_client(conf: FTAuthSettings, make: Callable[..., C], **overrides: Any) -> C:
+    """``make(**options)`` with this application's API URL, transport and quota
+    (``overrides``: ``time_budget``, ``background``)."""
     options: dict[str, Any] = {
         "api_url": conf.api_url,
         "http": get_http(),
@@ -53,5 +55,6 @@ def build_client(conf: FTAuthSettings, make: Callable[..., C]) -> C:
         "max_retries": conf.api_max_retries,
         "retry_after_cap": conf.api_retry_after_cap,
         "time_budget": conf.api_time_budget,
+        **overrides,
     }
     return make(**options)

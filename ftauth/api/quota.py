@@ -21,9 +21,16 @@ the ones it got and tries after the window in its way. Quarter ticks keep an
 idle caller's wait under a quarter interval, and only ticks that start now or
 later are taken, so a window never starts in the past. A shared hint (the
 last window reserved) lets a caller skip the windows already taken; it is only
-a hint and correctness never depends on it. A caller that would wait longer
-than ``API_MAX_WAIT`` gives up with :class:`QuotaExceeded` before reserving
-anything, so it takes nothing from the others.
+a hint and correctness never depends on it.
+
+Honest refusals (issue 18): a caller whose turn, as the hint says, is further
+away than its budget allows is refused before it reserves or waits anything,
+with :class:`QuotaExceeded` whose ``retry_after`` is that wait, so it takes
+nothing from the others. And at most ``API_MAX_WAITING`` callers of one host
+wait at once (:class:`WaitingRoom`): the others are answered at once, so a
+saturated quota never holds every worker and the pages that call nothing are
+served. Checks ftauth makes of its own accord (``may_wait=False``) take only
+the next turn, when nobody is queued for it: pages and sign-ins go first.
 
 A 429 pauses the shared schedule until ``Retry-After`` has passed (plus
 jitter), so the other processes back off too, not just the caller that got it.
@@ -35,11 +42,14 @@ between processes; servers sharing a cache must keep their clocks in sync
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
+import secrets
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +144,58 @@ class FallbackCache:
         return self._call("delete", key)
 
 
+def _refused(api: str, reason: str, wait: float, budget: float) -> QuotaExceeded:
+    why = {
+        "turn": f"no turn within {budget:g} s",
+        "waiting": "this host's waiting room for the quota is full",
+        "background": "a check of ftauth's own takes only the next turn, when free",
+    }[reason]
+    return QuotaExceeded(f"no call to {api} now: {why}", retry_after=max(0.0, wait), reason=reason)
+
+
+class WaitingRoom:
+    """At most ``places`` callers of one host wait for the quota at once (a bulkhead).
+
+    A caller that must wait for its turn (or for a 429's ``Retry-After``) takes
+    a seat for the length of its wait; when every seat is taken it is answered
+    at once instead (:class:`QuotaExceeded`, with its wait), so the host's
+    other workers stay free for pages that do not call France Travail. Seats
+    are keys of the shared cache, one per place, per host (its name): the
+    processes of one host share them, whatever their server (sync workers,
+    threads). Each is taken with ``cache.add`` (``SET NX``), held at most the
+    wait it was taken for (a killed worker's seat frees itself) and given back
+    after it. While the shared cache fails, each process has its own seats
+    (``FallbackCache``).
+    """
+
+    def __init__(self, cache: Any, *, namespace: str, places: int, host: str) -> None:
+        self.cache = cache
+        self.places = max(0, places)
+        digest = hashlib.sha256(host.encode()).hexdigest()[:12]
+        self.prefix = f"{namespace}:waiting:{digest}"
+
+    @contextlib.contextmanager
+    def seat(self, seconds: float) -> Iterator[bool]:
+        """Yields True with a seat held for the block, False when there is none."""
+        holder = secrets.token_hex(8)
+        ttl = math.ceil(max(0.0, seconds)) + TICK_GRACE
+        for place in range(self.places):
+            key = f"{self.prefix}:{place}"
+            if self.cache.add(key, holder, ttl):
+                try:
+                    yield True
+                finally:
+                    # Only our own seat: past its time another caller may hold it.
+                    if self.cache.get(key) == holder:
+                        self.cache.delete(key)
+                return
+        yield False
+
+    def taken(self) -> int:
+        """Seats taken now (for tests and the doctor)."""
+        return sum(self.cache.get(f"{self.prefix}:{p}") is not None for p in range(self.places))
+
+
 def namespace_for(client_id: str) -> str:
     """Cache key prefix of one application: the quota is per application (client id)."""
     digest = hashlib.sha256(client_id.encode()).hexdigest()[:16]
@@ -200,6 +262,8 @@ class RateLimiter:
         rates: Mapping[str, float],
         default_rate: float,
         max_wait: float,
+        max_waiting: int = 2,
+        host: str | None = None,
         margin: float = PACING_MARGIN,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -212,6 +276,9 @@ class RateLimiter:
         self.margin = margin
         self.clock = clock
         self.sleep = sleep
+        self.waiting = WaitingRoom(
+            self.cache, namespace=namespace, places=max_waiting, host=host or socket.gethostname()
+        )
 
     def rate(self, api: str) -> float:
         return float(self.rates.get(api, self.default_rate))
@@ -224,58 +291,112 @@ class RateLimiter:
     def _key(self, api: str, name: str) -> str:
         return f"{self.namespace}:{api}:{name}"
 
-    def acquire(self, api: str, *, max_wait: float | None = None) -> float:
+    def acquire(self, api: str, *, max_wait: float | None = None, may_wait: bool = True) -> float:
         """Wait for this process's turn to call ``api``; return the seconds waited.
 
-        Raises :class:`QuotaExceeded` when the turn is more than ``max_wait``
-        (at most the limiter's own) away, without taking it.
+        Raises :class:`QuotaExceeded`, before taking a turn or waiting at all,
+        when the turn the schedule implies is more than ``max_wait`` (at most the
+        limiter's own) away (``reason="turn"``), or when it would have to wait
+        while every seat of this host's waiting room is taken (``"waiting"``).
+        Its ``retry_after`` is the wait the schedule implies. Without
+        ``may_wait`` (a check ftauth makes of its own accord), the call takes the
+        next turn only if nobody is queued before it: it waits one interval at
+        most, without a seat, and is refused otherwise (``"background"``), so it
+        never delays a page or a sign-in.
         """
         max_wait = self.max_wait if max_wait is None else min(max_wait, self.max_wait)
         interval = self.interval(api)
+        if not may_wait:
+            max_wait = min(max_wait, interval)
         started = self.clock()
-        deadline = started + max_wait
         if interval <= 0:
-            return self._wait_out_pause(api, started, deadline)
+            return self._wait_out_pause(api, started, started + max(0.0, max_wait), may_wait)
         tick = interval / TICKS
-        while True:
-            window = self._reserve(api, tick, deadline)
-            if window is None:
-                raise QuotaExceeded(
-                    f"no call to {api} possible within {max_wait:g} s",
-                    retry_after=max_wait,
-                )
-            delay = window * tick - self.clock()
-            if delay > 0:
-                self.sleep(delay)
-            # A 429 seen by another process while this one slept pauses everyone:
-            # a window inside the pause is given up, a later one looked for.
-            paused_until = self._paused_until(api)
-            if paused_until is None or paused_until <= self.clock():
-                return self.clock() - started
+        # The next tick of an idle schedule is always within reach, even for a
+        # call whose budget is spent: that wait is alignment, not queueing.
+        max_wait = max(max_wait, tick)
+        deadline = started + max_wait
+        late = "turn" if may_wait else "background"
+        with contextlib.ExitStack() as seats:
+            seated = False
 
-    def _wait_out_pause(self, api: str, started: float, deadline: float) -> float:
+            def may_sleep(seconds: float) -> bool:
+                # An idle caller's wait for the next tick is alignment, not waiting;
+                # a background caller waits one interval at most (see above).
+                nonlocal seated
+                if seconds <= tick or seated or not may_wait:
+                    return True
+                seated = seats.enter_context(self.waiting.seat(deadline - self.clock()))
+                return seated
+
+            # Where the schedule stands (the shared hint, nothing reserved yet): a
+            # call that cannot be served in time is refused before it takes anything.
+            start = self._first_free(api, tick)
+            expected = start * tick - started
+            if expected > max_wait:
+                raise _refused(api, late, expected, max_wait)
+            if not may_sleep(expected):
+                raise _refused(api, "waiting", expected, max_wait)
+            while True:
+                window = self._reserve(api, tick, deadline, start)
+                if window is None:
+                    later = max(self._first_free(api, tick) * tick, deadline) - started
+                    raise _refused(api, late, later, max_wait)
+                delay = window * tick - self.clock()
+                if not may_sleep(delay):
+                    self._give_back(api, window)
+                    raise _refused(api, "waiting", delay, max_wait)
+                hint_ttl = math.ceil(window * tick - self.clock()) + TICK_GRACE
+                self.cache.set(self._key(api, "last"), window, hint_ttl)
+                if delay > 0:
+                    self.sleep(delay)
+                # A 429 seen by another process while this one slept pauses everyone:
+                # a window inside the pause is given up, a later one looked for.
+                paused_until = self._paused_until(api)
+                if paused_until is None or paused_until <= self.clock():
+                    return self.clock() - started
+                start = math.ceil(paused_until / tick)
+
+    def seat(self, seconds: float) -> contextlib.AbstractContextManager[bool]:
+        """A seat in this host's waiting room for ``seconds`` (a 429's Retry-After)."""
+        return self.waiting.seat(seconds)
+
+    def _wait_out_pause(self, api: str, started: float, deadline: float, may_wait: bool) -> float:
         """An API without pacing still honours a 429 another process received."""
         paused_until = self._paused_until(api)
         if paused_until is None or paused_until <= started:
             return 0.0
+        wait = paused_until - started
         if paused_until > deadline:
-            raise QuotaExceeded(
-                f"calls to {api} are paused for longer than {deadline - started:g} s",
-                retry_after=paused_until - started,
-            )
-        self.sleep(paused_until - started)
+            raise _refused(api, "turn" if may_wait else "background", wait, deadline - started)
+        with self.waiting.seat(wait) as seated:
+            if not seated:
+                raise _refused(api, "waiting", wait, deadline - started)
+            self.sleep(wait)
         return self.clock() - started
 
-    def _reserve(self, api: str, tick: float, deadline: float) -> int | None:
-        """Take the first free window of TICKS ticks starting now or later; its first tick."""
-        now = self.clock()
-        start = math.ceil(now / tick)
+    def _first_free(self, api: str, tick: float) -> int:
+        """The first tick a new window could start at, as far as the shared hint knows."""
+        start = math.ceil(self.clock() / tick)
         paused_until = self._paused_until(api)
         if paused_until is not None:
             start = max(start, math.ceil(paused_until / tick))
+        hint = self.cache.get(self._key(api, "last"))
+        if isinstance(hint, int) and hint + TICKS > start:
+            start = hint + TICKS
+        return start
+
+    def _reserve(self, api: str, tick: float, deadline: float, start: int) -> int | None:
+        """Take the first free window of TICKS ticks from tick ``start`` on; its first tick.
+
+        The caller publishes it as the shared hint once it keeps it.
+        """
+        now = self.clock()
+        start = max(start, math.ceil(now / tick))
         last_start = math.floor(deadline / tick)
         hint_key = self._key(api, "last")
-        attempts = 0
+        # The caller has just read the hint.
+        attempts = 1
         while start <= last_start:
             if attempts % ATTEMPTS_PER_HINT == 0:
                 hint = self.cache.get(hint_key)
@@ -297,13 +418,16 @@ class RateLimiter:
                 blocker = owner if isinstance(owner, int) else index - TICKS + 1
                 break
             if blocker is None:
-                self.cache.set(hint_key, start, math.ceil(start * tick - now) + TICK_GRACE)
                 return start
             for index in taken:
                 self.cache.delete(self._tick_key(api, index))
             # Every window starting before the blocking one ends overlaps it.
             start = max(start + 1, blocker + TICKS)
         return None
+
+    def _give_back(self, api: str, window: int) -> None:
+        for index in range(window, window + TICKS):
+            self.cache.delete(self._tick_key(api, index))
 
     def _tick_key(self, api: str, index: int) -> str:
         return self._key(api, f"tick:{index}")

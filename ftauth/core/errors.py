@@ -32,11 +32,26 @@ class TransportError(FTAuthError):
 
 
 class QuotaExceeded(TransportError):
-    """HTTP 429: France Travail asks us to wait ``retry_after`` seconds."""
+    """No call now: France Travail answered 429, or ftauth's pacing cannot give this
+    call a turn in time. Come back in ``retry_after`` seconds.
 
-    def __init__(self, message: str = "quota exceeded", *, retry_after: float | None = None):
+    ``reason`` says which: ``"429"`` (France Travail's own answer), ``"turn"`` (no
+    turn under the quota within the call's budget), ``"waiting"`` (the host's
+    callers allowed to wait for a turn, ``API_MAX_WAITING``, are all waiting),
+    ``"background"`` (a check ftauth makes of its own accord takes only a turn
+    that is free now).
+    """
+
+    def __init__(
+        self,
+        message: str = "quota exceeded",
+        *,
+        retry_after: float | None = None,
+        reason: str = "429",
+    ):
         super().__init__(message, status=429)
         self.retry_after = retry_after
+        self.reason = reason
 
 
 class OAuthError(FTAuthError):

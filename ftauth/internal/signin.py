@@ -38,10 +38,11 @@ from ..api.credentials import TokenCredentials
 from ..conf import get_settings
 from ..core import assurance, tokens
 from ..core.authorize import build_authorization_request, state_hash
-from ..core.errors import FTAuthError, InvalidResponse
+from ..core.errors import FTAuthError, InvalidResponse, TransportError
 from ..identity import VerifiedIdentity
 from ..models import AuditEvent, LinkedAccount, PendingAuthorization
 from . import audit
+from . import claims as claims_of
 from .provider import Provider, get_provider
 from .redirects import callback_uri, safe_url
 
@@ -438,16 +439,20 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
         token_response_nonce=token_response.nonce,
     )
     assurance.check_acr(id_claims, pending.acr_values or provider.realm.acr_values)
-    claims = dict(id_claims)
-    if provider.realm.fetch_userinfo:
-        answer = _userinfo(provider, token_response.access_token)
-        # OIDC Core 5.3.2: a userinfo answer for another subject must be refused.
-        claims.update(provider.userinfo_claims(answer, sub=id_claims["sub"]))
+    account = _linked_account(realm_name, id_claims["sub"])
+    claims = claims_of.about_the_person(id_claims)
+    userinfo = None
+    if provider.realm.fetch_userinfo and _wants_userinfo(request, account, id_claims):
+        # OIDC Core 5.3.2: an answer about another subject is refused (userinfo_claims).
+        userinfo = _userinfo_if_in_time(provider, token_response.access_token, id_claims["sub"])
+    if userinfo is not None:
+        claims.update(claims_of.about_the_person(userinfo))
+    elif account is not None:
+        # What was read before, with what this sign-in's ID token says now.
+        claims = {**account.claims, **claims}
     assurance.check_idp(claims, provider.realm.allowed_idps)
     if provider.realm.request_amr:
         claims["amr"] = assurance.amr_of(id_claims)
-    for technical in ("nonce", "at_hash", "c_hash", "aud", "azp", "exp", "iat", "auth_time"):
-        claims.pop(technical, None)
     return VerifiedIdentity(
         realm=realm_name,
         sub=id_claims["sub"],
@@ -455,7 +460,39 @@ def complete(request: HttpRequest, realm_name: str) -> VerifiedIdentity:
         tokens=token_response,
         id_token_claims=dict(id_claims),
         next_url=pending.next_url,
+        userinfo_read=userinfo is not None,
+        account=account,
     )
+
+
+def _wants_userinfo(
+    request: HttpRequest, account: LinkedAccount | None, id_claims: dict[str, Any]
+) -> bool:
+    """A returning sign-in makes one call (the code exchange): userinfo is read at an
+    identity's first sign-in, when the stored claims are older than
+    ``CLAIMS_MAX_AGE``, or when the account adapter asks for fresh ones."""
+    if account is None or claims_of.stale(account):
+        return True
+    return bool(get_adapter().wants_fresh_claims(request, account, dict(id_claims)))
+
+
+def _userinfo_if_in_time(provider: Provider, access_token: str, sub: str) -> dict[str, Any] | None:
+    """The sign-in's userinfo, or ``None`` when France Travail cannot answer it in
+    time (its quota, or no answer): the code is exchanged already, and a sign-in
+    must not fail for want of claims the ID token mostly has. The grant's next
+    successful witness call (a userinfo answer) completes the stored claims."""
+    try:
+        answer = _userinfo(provider, access_token)
+    except TransportError as exc:
+        logger.warning(
+            "sign-in on realm %s completes with the ID token's claims; userinfo is read at "
+            "the next consent check (%s: %s)",
+            provider.realm.name,
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    return provider.userinfo_claims(answer, sub=sub)
 
 
 def _userinfo(provider: Provider, access_token: str) -> Any:
@@ -463,16 +500,18 @@ def _userinfo(provider: Provider, access_token: str) -> Any:
     pacing, quota and 429 handling): JSON, or a JWT's text (``Provider.userinfo_claims``
     reads either)."""
     credentials = TokenCredentials(access_token)
-    client = build_client(provider.conf, lambda **kw: ApiClient(credentials, **kw))
+    client = build_client(
+        provider.conf,
+        lambda **kw: ApiClient(credentials, **kw),
+        # The sign-in's own budget, apart from the pages' (and counted from the
+        # callback's arrival, like theirs).
+        time_budget=provider.conf.sign_in_time_budget,
+    )
     return client.call_url("GET", provider.endpoints().userinfo_url).data
 
 
-def _linked_account(identity: VerifiedIdentity) -> LinkedAccount | None:
-    return (
-        LinkedAccount.objects.select_related("user")
-        .filter(realm=identity.realm, sub=identity.sub)
-        .first()
-    )
+def _linked_account(realm: str, sub: str) -> LinkedAccount | None:
+    return LinkedAccount.objects.select_related("user").filter(realm=realm, sub=sub).first()
 
 
 def _link(
@@ -496,7 +535,7 @@ def needs_link_confirmation(request: HttpRequest, identity: VerifiedIdentity) ->
     confirm it (a cross-site link to the login URL must not link whatever France
     Travail session the browser holds). Staff accounts cannot link this way."""
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or _linked_account(identity) is not None:
+    if user is None or not user.is_authenticated or identity.account is not None:
         return False
     if user.is_staff or user.is_superuser:
         raise StaffLinkRefused("staff accounts are not linked from a signed-in session")
@@ -514,6 +553,7 @@ def offer_link(request: HttpRequest, identity: VerifiedIdentity) -> None:
         "claims": identity.claims,
         "id_token_claims": identity.id_token_claims,
         "next_url": identity.next_url,
+        "userinfo_read": identity.userinfo_read,
         "tokens": {
             "access_token": t.access_token,
             "token_type": t.token_type,
@@ -554,6 +594,7 @@ def take_link_offer(request: HttpRequest) -> VerifiedIdentity:
         ),
         id_token_claims=offer["id_token_claims"],
         next_url=offer["next_url"],
+        userinfo_read=bool(offer.get("userinfo_read")),
     )
 
 
@@ -568,7 +609,8 @@ def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
     adapter = get_adapter()
     user = getattr(request, "user", None)
     current = user if user is not None and user.is_authenticated else None
-    account = _linked_account(identity)
+    # As the callback found it (one query for the whole sign-in).
+    account = identity.account
     kind = AuditEvent.Kind.SIGNED_IN
     if account is None:
         try:
@@ -578,7 +620,7 @@ def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
         except IntegrityError:
             # The same identity's first sign-in on another device won the race:
             # both devices sign in, as one user.
-            account = _linked_account(identity)
+            account = _linked_account(identity.realm, identity.sub)
             if account is None:
                 raise
     if current is not None and account.user_id != current.pk:
@@ -592,14 +634,11 @@ def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
     account.last_login_at = timezone.now()
     # New tokens mean the user consented again: a previous withdrawal no longer stands.
     account.consent_withdrawn_at = None
-    account.save(
-        update_fields=[
-            "claims",
-            "email",
-            "last_login_at",
-            "consent_withdrawn_at",
-        ]
-    )
+    fields = ["claims", "email", "last_login_at", "consent_withdrawn_at"]
+    if identity.userinfo_read:
+        account.claims_at = account.last_login_at
+        fields.append("claims_at")
+    account.save(update_fields=fields)
     grant = vault.new_grant(
         account, identity.tokens, identity.id_token_claims, device=vault.device_of(request)
     )

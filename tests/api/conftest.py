@@ -141,7 +141,9 @@ def make_tokens(fake, cache, clock, *, sleep=None, lock_timeout=5.0, client_secr
     )
 
 
-def make_app_client(fake, cache, clock, *, tokens=None, scopes=("api_offresdemploiv2",), **conf):
+def make_app_client(
+    fake, cache, clock, *, tokens=None, scopes=("api_offresdemploiv2",), background=False, **conf
+):
     from ftauth.api.client import ApiClient
     from ftauth.api.credentials import ApplicationCredentials
     from ftauth.api.quota import RateLimiter, namespace_for
@@ -155,6 +157,7 @@ def make_app_client(fake, cache, clock, *, tokens=None, scopes=("api_offresdempl
         rates=settings.api_rate_limits,
         default_rate=settings.api_default_rate,
         max_wait=settings.api_max_wait,
+        max_waiting=settings.api_max_waiting,
         clock=clock,
         sleep=clock.sleep,
     )
@@ -166,6 +169,7 @@ def make_app_client(fake, cache, clock, *, tokens=None, scopes=("api_offresdempl
         max_retries=settings.api_max_retries,
         retry_after_cap=settings.api_retry_after_cap,
         time_budget=settings.api_time_budget,
+        background=background,
         sleep=clock.sleep,
         clock=clock,
         jitter=lambda wait: 0.1,

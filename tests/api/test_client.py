@@ -8,6 +8,7 @@ import pytest
 
 from ftauth.api.client import check_path
 from ftauth.core.errors import ApiError, InvalidResponse, QuotaExceeded, TransportError
+from ftauth.internal.arrival import arriving
 
 from .conftest import make_app_client
 from .stub import Reply, json_reply
@@ -119,6 +120,100 @@ def test_a_429_holds_back_the_other_processes_too(locmem_cache, clock, fake_ft, 
     # The second process had no 429 of its own, and still waits out the first one's.
     second.get("offresdemploi/v2/offres/search")
     assert timed[1] - timed[0] >= 2.1
+
+
+# --- honest waits ----------------------------------------------------------------------
+
+SEARCH = "offresdemploi/v2/offres/search"
+
+
+@pytest.fixture
+def refusals():
+    """Every ``quota_refused`` signal sent during the test: (api, reason, wait)."""
+    from ftauth.signals import quota_refused
+
+    received = []
+
+    def receiver(sender, api, reason, wait, **kwargs):
+        received.append((api, reason, wait))
+
+    quota_refused.connect(receiver)
+    yield received
+    quota_refused.disconnect(receiver)
+
+
+def test_the_budget_counts_from_the_requests_arrival(locmem_cache, clock, fake_ft, timed):
+    client = make_app_client(fake_ft, locmem_cache, clock, API_TIME_BUDGET=5)
+    client.limiter.margin = 0.0
+    client.get(SEARCH)  # the turn that is now; the next one is 0.25 s away
+    # This request waited 4.9 s for a worker: 0.1 s of its budget is left, too
+    # little for that turn. It is refused before it waits, with the real wait.
+    with arriving(clock() - 4.9), pytest.raises(QuotaExceeded) as caught:
+        client.get(SEARCH)
+    assert (caught.value.reason, caught.value.retry_after) == ("turn", pytest.approx(0.25))
+    assert len(timed) == 1 and clock.sleeps == []
+    # A request that has just arrived waits for the same turn.
+    with arriving(clock()):
+        client.get(SEARCH)
+    assert len(timed) == 2 and clock.sleeps == [pytest.approx(0.25)]
+
+
+def test_a_call_whose_budget_is_spent_is_still_made_when_its_turn_is_now(
+    locmem_cache, clock, fake_ft, timed
+):
+    """The next tick of an idle schedule is alignment, not a wait: refusing it would
+    turn away a call nobody else wants the quota for."""
+    client = make_app_client(fake_ft, locmem_cache, clock)
+    with arriving(clock() - 60):
+        assert client.get(SEARCH)["resultats"]
+    assert len(timed) == 1
+
+
+def test_an_arrival_in_the_future_does_not_lengthen_the_budget(locmem_cache, clock, fake_ft):
+    client = make_app_client(fake_ft, locmem_cache, clock, API_TIME_BUDGET=1)
+    client.limiter.pause("offresdemploi", 3)  # another process's 429
+    with arriving(clock() + 60), pytest.raises(QuotaExceeded):
+        client.get(SEARCH)
+    assert clock.sleeps == [] and not fake_ft.api_requests
+
+
+def test_a_429_is_waited_for_only_with_a_seat(locmem_cache, clock, fake_ft, timed):
+    fake_ft.api_script = [quota_reply("2")]
+    client = make_app_client(fake_ft, locmem_cache, clock, API_MAX_WAITING=0)
+    client.limiter.margin = 0.0  # the first turn is now: no wait for it
+    with pytest.raises(QuotaExceeded) as caught:
+        client.get(SEARCH)
+    assert (caught.value.reason, caught.value.retry_after) == ("429", 2)
+    assert len(timed) == 1 and clock.sleeps == []
+
+
+def test_a_background_call_does_not_retry_a_429(locmem_cache, clock, fake_ft, timed):
+    fake_ft.api_script = [quota_reply("2")]
+    client = make_app_client(fake_ft, locmem_cache, clock, background=True)
+    client.limiter.margin = 0.0
+    with pytest.raises(QuotaExceeded):
+        client.get(SEARCH)
+    assert len(timed) == 1 and clock.sleeps == []
+    # Every process holds back all the same.
+    assert client.limiter._paused_until("offresdemploi") > clock()
+
+
+def test_every_refusal_is_logged_once_with_its_wait(locmem_cache, clock, fake_ft, caplog, refusals):
+    client = make_app_client(fake_ft, locmem_cache, clock, API_RETRY_AFTER_CAP=30)
+    fake_ft.api_script = [quota_reply("120")]
+    with caplog.at_level("INFO", logger="ftauth.api"), pytest.raises(QuotaExceeded):
+        client.get(SEARCH)
+    client.limiter.margin = 0.0
+    with caplog.at_level("INFO", logger="ftauth.api"), pytest.raises(QuotaExceeded):
+        client.get(SEARCH)  # the schedule is paused for two minutes: no turn in time
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 2
+    assert "(429): next turn in 120.0 s" in lines[0] and "(turn)" in lines[1]
+    assert [(api, reason) for api, reason, _ in refusals] == [
+        ("offresdemploi", "429"),
+        ("offresdemploi", "turn"),
+    ]
+    assert refusals[0][2] == 120 and refusals[1][2] > 100
 
 
 # --- 401 -------------------------------------------------------------------------------

@@ -9,20 +9,34 @@ import pytest
 
 from ftauth.api.quota import PACING_MARGIN, RateLimiter, RateLimitHeaders, namespace_for
 from ftauth.core.errors import QuotaExceeded
+from tests.pacing import settle
 
 from .conftest import FakeClock
 
 
 def limiter(
-    cache, clock, *, rate=4.0, max_wait=10.0, namespace=None, sleep=None, rates=None, margin=0.0
+    cache,
+    clock,
+    *,
+    rate=4.0,
+    max_wait=10.0,
+    namespace=None,
+    sleep=None,
+    rates=None,
+    margin=0.0,
+    max_waiting=1000,
+    host="host-a",
 ):
-    """A limiter without the pacing margin (unless given): intervals of exactly 1 / rate."""
+    """A limiter without the pacing margin (unless given): intervals of exactly 1 / rate;
+    a waiting room large enough to stay out of the way (unless given)."""
     return RateLimiter(
         cache,
         namespace=namespace or namespace_for("client-a"),
         rates=rates or {},
         default_rate=rate,
         max_wait=max_wait,
+        max_waiting=max_waiting,
+        host=host,
         margin=margin,
         clock=clock,
         sleep=sleep or clock.sleep,
@@ -85,7 +99,10 @@ def test_gives_up_after_max_wait_without_taking_a_turn(shared_cache, clock):
         busy.acquire("offresdemploi")
     with pytest.raises(QuotaExceeded) as caught:
         busy.acquire("offresdemploi")
-    assert caught.value.retry_after == 1.0
+    # Refused before waiting, with the wait the schedule implies (not the budget).
+    assert caught.value.retry_after == pytest.approx(1.25)
+    assert caught.value.reason == "turn"
+    assert len(waits) == 4  # the refused call slept not at all
     # Nothing was reserved by the refused call: the next turn is still free.
     patient = limiter(shared_cache, frozen, rate=4, max_wait=2.0, sleep=waits.append)
     patient.acquire("offresdemploi")
@@ -284,3 +301,122 @@ class BuggyCache:
 def test_a_programming_error_in_the_cache_is_not_taken_for_an_outage(clock):
     with pytest.raises(TypeError):
         limiter(BuggyCache(), clock).acquire("offresdemploi")
+
+
+# --- the waiting room (bulkhead) and honest refusals ----------------------------------
+
+
+class Held:
+    """A sleep that holds its caller until the test lets go, and counts who is held."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.release = threading.Event()
+        self.held = threading.Semaphore(0)
+        self.lock = threading.Lock()
+        self.sleepers = 0
+
+    def __call__(self, seconds: float) -> None:
+        with self.lock:
+            self.sleepers += 1
+        self.held.release()
+        assert self.release.wait(30), "the test never let go"
+
+    def wait_for(self, count: int) -> None:
+        for _ in range(count):
+            assert self.held.acquire(timeout=30), "a caller never started to wait"
+
+
+def run_callers(count, call):
+    """Start ``count`` callers of ``call``; each returns ("ok", waited) or ("refused", exc)."""
+    outcomes: list = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        try:
+            outcome = ("ok", call())
+        except QuotaExceeded as exc:
+            outcome = ("refused", exc)
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=caller) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, outcomes
+
+
+def test_at_most_the_waiting_room_waits_and_the_others_are_answered_at_once(shared_cache, clock):
+    frozen = FakeClock(clock.now)  # on a tick boundary: the first turn is now
+    held = Held(frozen)
+    pacer = limiter(shared_cache, frozen, sleep=held, max_waiting=2)
+    threads, outcomes = run_callers(7, lambda: pacer.acquire("offresdemploi"))
+    held.wait_for(2)  # two callers wait for their turn...
+    # ... the five others are answered without waiting: one had the turn that is
+    # now, four were refused with the wait the schedule implies for them.
+    settle(lambda: len(outcomes) >= 5)
+    assert held.sleepers == 2 and pacer.waiting.taken() == 2
+    refused = [exc for kind, exc in outcomes if kind == "refused"]
+    assert len(refused) == 4 and [kind for kind, _ in outcomes].count("ok") == 1
+    assert all(exc.reason == "waiting" and exc.retry_after >= 0.25 for exc in refused)
+    held.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert [kind for kind, _ in outcomes].count("ok") == 3
+    assert pacer.waiting.taken() == 0  # seats are given back
+
+
+def test_without_a_waiting_room_no_caller_waits(shared_cache, clock):
+    frozen = FakeClock(clock.now)
+    waits: list[float] = []
+    pacer = limiter(shared_cache, frozen, sleep=waits.append, max_waiting=0)
+    pacer.acquire("offresdemploi")  # the turn that is now: no wait
+    with pytest.raises(QuotaExceeded) as caught:
+        pacer.acquire("offresdemploi")
+    assert (caught.value.reason, caught.value.retry_after) == ("waiting", pytest.approx(0.25))
+    assert waits == []
+    # The refused call took nothing: once its time comes, the next turn is free.
+    frozen.advance(0.25)
+    assert pacer.acquire("offresdemploi") == 0.0
+
+
+def test_the_waiting_room_is_per_host(shared_cache, clock):
+    frozen = FakeClock(clock.now)
+    held = Held(frozen)
+    first_host = limiter(shared_cache, frozen, sleep=held, max_waiting=1, host="web-1")
+    first_host.acquire("offresdemploi")  # the turn that is now
+    threads, _ = run_callers(1, lambda: first_host.acquire("offresdemploi"))
+    held.wait_for(1)
+    # Another worker of the same host finds the only seat taken...
+    same_host = limiter(shared_cache, frozen, sleep=held, max_waiting=1, host="web-1")
+    with pytest.raises(QuotaExceeded, match="waiting room"):
+        same_host.acquire("offresdemploi")
+    # ... while another host has seats of its own.
+    other_threads, other = run_callers(
+        1,
+        lambda: limiter(shared_cache, frozen, sleep=held, max_waiting=1, host="web-2").acquire(
+            "offresdemploi"
+        ),
+    )
+    held.wait_for(1)
+    assert held.sleepers == 2 and other == []
+    held.release.set()
+    for thread in threads + other_threads:
+        thread.join(10)
+
+
+def test_a_background_caller_takes_only_the_next_turn(shared_cache, clock):
+    frozen = FakeClock(clock.now)
+    limiter(shared_cache, frozen, max_waiting=0).acquire("offresdemploi")  # a page's call, now
+    # The next turn is one interval away and nobody waits for it: a background
+    # check takes it, without a seat.
+    background = FakeClock(frozen.now)
+    pacer = limiter(shared_cache, background, max_waiting=0)
+    assert pacer.acquire("offresdemploi", may_wait=False) == pytest.approx(0.25)
+    # Someone is queued before it: the background check is refused at once.
+    later = FakeClock(frozen.now)
+    with pytest.raises(QuotaExceeded) as caught:
+        limiter(shared_cache, later).acquire("offresdemploi", may_wait=False)
+    assert caught.value.reason == "background"
+    assert caught.value.retry_after == pytest.approx(0.5)
+    assert later.sleeps == []

@@ -14,19 +14,25 @@ SEARCH = "offresdemploi/v2/offres/search"
 def setup_django(sandbox_url: str, redis_url: str, key_prefix: str, client_id: str) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django
-    from django.conf import settings
 
     django.setup()
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": key_prefix,
-        }
-    }
+    from django.test.utils import override_settings
+
     from tests.conftest import sandbox_ftauth_settings
 
-    settings.FTAUTH = sandbox_ftauth_settings(sandbox_url, CLIENT_ID=client_id)
+    # override_settings, not an assignment: it says so (setting_changed), and ftauth's
+    # settings read at start-up (the app's checks) are read again.
+    override_settings(
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_url,
+                "KEY_PREFIX": key_prefix,
+            }
+        },
+        # Four workers of one host that may all wait for their turn.
+        FTAUTH=sandbox_ftauth_settings(sandbox_url, CLIENT_ID=client_id, API_MAX_WAITING=4),
+    ).enable()
 
     from django.core.cache import caches
 
