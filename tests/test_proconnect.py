@@ -493,3 +493,45 @@ def test_hs256_works_only_where_the_site_configured_it(client, proconnect, setti
 def test_an_end_session_parameter_no_server_knows_is_refused_at_configuration():
     with pytest.raises(SettingError, match="end_session_redirect_param"):
         realms.build_realms({"proconnect": {"end_session_redirect_param": "post_logout_uri"}})
+
+
+def _stale_claims(account):
+    """The account's claims as if read from userinfo long ago, with an old address."""
+    LinkedAccount.objects.filter(pk=account.pk).update(
+        claims={"sub": account.sub, "email": "old@example.org"}, claims_at=None
+    )
+
+
+def test_the_periodic_check_completes_stale_claims_from_the_verified_jwt(client, proconnect):
+    """The witness's answer (a signed JWT) completes stale claims, as France Travail's
+    JSON does: the JWT is verified and read, not dropped for not being a dict."""
+    from tests.lifecycle import age_account_check, age_session
+
+    sign_in(client, proconnect, "agent")
+    account = LinkedAccount.objects.get()
+    _stale_claims(account)
+    age_session(client)
+    age_account_check(account)
+    assert client.get("/ftauth/account/").status_code == 200
+    account.refresh_from_db()
+    assert account.claims["email"] == PERSONAS["agent"]["email"]
+    assert account.claims_at is not None
+
+
+@pytest.mark.parametrize("mode", ["json", "forged", "other_sub"])
+def test_the_periodic_check_never_stores_claims_proconnect_did_not_sign(client, proconnect, mode):
+    """On a realm whose userinfo is a signed JWT, a plain JSON answer (anyone on the
+    path could have written it), a forged signature or another ``sub`` is never
+    stored as the person's claims by the witness, as the sign-in refuses them."""
+    from tests.lifecycle import age_account_check, age_session
+
+    sign_in(client, proconnect, "agent")
+    account = LinkedAccount.objects.get()
+    _stale_claims(account)
+    proconnect.userinfo_mode = mode
+    age_session(client)
+    age_account_check(account)
+    client.get("/ftauth/account/")
+    account.refresh_from_db()
+    assert account.claims == {"sub": account.sub, "email": "old@example.org"}
+    assert account.claims_at is None

@@ -19,6 +19,7 @@ from typing import Any
 from django.utils import timezone
 
 from ..conf import get_settings
+from ..core.errors import FTAuthError
 from ..models import LinkedAccount
 
 logger = logging.getLogger("ftauth.signin")
@@ -39,13 +40,20 @@ def stale(account: LinkedAccount) -> bool:
     return account.claims_at <= timezone.now() - age
 
 
-def complete_from_userinfo(account: LinkedAccount, userinfo: Any) -> bool:
+def complete_from_userinfo(account: LinkedAccount, answer: Any) -> bool:
     """Store a userinfo answer as ``account``'s claims if the stored ones are stale;
-    True when stored. An answer for another subject is refused (OIDC Core 5.3.2)."""
-    if not isinstance(userinfo, dict) or not stale(account):
+    True when stored. The answer is read as the sign-in reads it
+    (``Provider.userinfo_claims``): a JWT verified where the realm's userinfo is
+    signed (a plain JSON answer there is anyone's), about ``account.sub`` (OIDC
+    Core 5.3.2); an answer that fails is not stored."""
+    if answer is None or not stale(account):
         return False
-    if userinfo.get("sub") != account.sub:
-        logger.error("userinfo answered for another subject: claims of %s not updated", account.pk)
+    from .provider import get_provider
+
+    try:
+        userinfo = get_provider(account.realm).userinfo_claims(answer, sub=account.sub)
+    except FTAuthError as exc:
+        logger.error("userinfo answer refused (%s): claims of %s not updated", exc, account.pk)
         return False
     claims = {**account.claims, **about_the_person(userinfo)}
     email = userinfo.get("email")
