@@ -518,7 +518,7 @@ def test_the_periodic_check_completes_stale_claims_from_the_verified_jwt(client,
     assert account.claims_at is not None
 
 
-@pytest.mark.parametrize("mode", ["json", "forged", "other_sub"])
+@pytest.mark.parametrize("mode", ["json", "forged", "other_sub", "nan", "nul"])
 def test_the_periodic_check_never_stores_claims_proconnect_did_not_sign(client, proconnect, mode):
     """On a realm whose userinfo is a signed JWT, a plain JSON answer (anyone on the
     path could have written it), a forged signature or another ``sub`` is never
@@ -531,7 +531,32 @@ def test_the_periodic_check_never_stores_claims_proconnect_did_not_sign(client, 
     proconnect.userinfo_mode = mode
     age_session(client)
     age_account_check(account)
-    client.get("/ftauth/account/")
+    assert client.get("/ftauth/account/").status_code == 200
     account.refresh_from_db()
     assert account.claims == {"sub": account.sub, "email": "old@example.org"}
     assert account.claims_at is None
+
+
+@pytest.mark.parametrize("mode", ["nan", "nul"])
+def test_userinfo_values_json_cannot_store_are_refused_as_the_servers_fault(
+    client, proconnect, mode
+):
+    """A JWT userinfo whose claims hold NaN, an infinity (Python's JSON reads them), NUL
+    or a lone surrogate (PostgreSQL refuses them): the sign-in is refused as a bad
+    answer (400), not taken for a database failure (503) or a 500."""
+    proconnect.userinfo_mode = mode
+    _params, response = sign_in(client, proconnect, "agent")
+    assert response.status_code == 400
+    assert not LinkedAccount.objects.exists() and "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("-inf"), "a\x00b", "\ud800", {"k\x00": 1}, [1.0, float("inf")]]
+)
+def test_claims_no_database_stores_are_not_the_persons(value):
+    from ftauth.core.errors import InvalidResponse
+    from ftauth.internal.claims import about_the_person
+
+    with pytest.raises(InvalidResponse):
+        about_the_person({"sub": "s", "custom": value})
+    assert about_the_person({"sub": "s", "custom": [1.5, "é", {"k": None}]})["custom"]
