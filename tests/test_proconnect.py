@@ -235,6 +235,7 @@ def test_a_callback_without_code_under_an_essential_level_says_so_and_never_loop
         ("other_sub", "userinfo_sub"),
         ("json", "userinfo_signature"),
         ("no_aud", "aud"),
+        ("deep", "format"),
     ],
 )
 def test_userinfo_must_be_a_jwt_signed_by_proconnect_about_the_same_sub(
