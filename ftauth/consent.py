@@ -233,8 +233,9 @@ def grant_refused(refusal: vault.GrantRefused) -> ConsentCheck:
     """The witness refused a grant: judge the account, then act.
 
     An uncertain refusal ends that grant only. Otherwise every other live grant
-    is probed once first. If one works, cannot be checked now, or is refused
-    without certainty, the refused grants are forgotten and their sessions
+    is probed once first. If one works, cannot be checked now, is refused
+    without certainty, or was ended by ftauth itself (a refreshed ID token it
+    refuses: not France Travail's refusal), the refused grants are forgotten and their sessions
     end: ``ENDED`` (those devices sign in again). If every grant is refused
     with certainty, the account is withdrawn: ``WITHDRAWN``.
     """
@@ -252,7 +253,9 @@ def grant_refused(refusal: vault.GrantRefused) -> ConsentCheck:
             refused[other.pk] = _why(other_refusal)
             if not other_refusal.certain:
                 verdict = ConsentCheck.ENDED
-        elif result not in (_Probe.GONE, _Probe.ENDED):  # gone: ended meanwhile elsewhere
+        elif result is not _Probe.GONE:  # gone: ended meanwhile elsewhere
+            # Working, not checkable now, or ended by ftauth itself (its refreshed ID
+            # token refused: France Travail had just refreshed it, refusing nothing).
             verdict = ConsentCheck.ENDED
             break
     if verdict is ConsentCheck.WITHDRAWN:

@@ -34,6 +34,7 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 
 from .core import http
+from .internal.debug import secret_free_errors
 from .signals import event, france_travail_call, quota_refused
 
 logger = logging.getLogger("ftauth.metrics")
@@ -121,8 +122,10 @@ def connect() -> None:
     quota_refused.connect(_on_refusal, dispatch_uid="ftauth.metrics.quota")
 
 
+@secret_free_errors
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """The metrics in Prometheus' text format, for a scraper holding the token."""
+    """The metrics in Prometheus' text format, for a scraper holding the token (the
+    report of an error here shows no frame's variables: they hold it)."""
     from .conf import get_settings
 
     token = get_settings().metrics_token

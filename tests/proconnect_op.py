@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.cache import cache
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, OctKey
 
 CLIENT_ID = "proconnect-tests"
@@ -101,7 +101,7 @@ class ProConnectOP:
         self.grants: list[Grant] = []
         self.requests: list[dict[str, Any]] = []
         # Test-only misbehaviour of the userinfo endpoint: "forged", "other_sub",
-        # "json", "no_aud" (none: ProConnect's answer).
+        # "json", "no_aud", "nan", "nul", "deep" (none: ProConnect's answer).
         self.userinfo_mode = ""
         # The algorithm chosen at registration: ES256 (ProConnect's default) or HS256.
         self.alg = "ES256"
@@ -231,6 +231,14 @@ class ProConnectOP:
             claims["sub"] = "pc-sub-someone-else"
         if mode == "no_aud":
             claims["aud"] = "another-site"
+        if mode == "nan":  # numbers JSON cannot store: NaN, 1e999
+            claims["custom"] = {"score": float("nan"), "rank": float("inf")}
+        if mode == "nul":  # text PostgreSQL's jsonb refuses
+            claims["given_name"] = "Pa\x00ul"
+        if mode == "deep":  # nested deeper than Python's JSON reader can recurse
+            payload = b'{"sub": "x", "a": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+            header = {"alg": "ES256", "kid": "pc-1"}
+            return 200, "application/jwt", jws.serialize_compact(header, payload, _KEY)
         key = _FORGER if mode == "forged" else _KEY
         return 200, "application/jwt", self.sign(claims, key)
 

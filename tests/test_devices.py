@@ -244,6 +244,34 @@ def test_a_refused_grant_with_a_transient_other_grant_is_not_a_withdrawal(
 
 
 @pytest.mark.django_db
+def test_a_refused_grant_beside_one_ftauth_ended_itself_is_not_a_withdrawal(
+    fakeop, two_devices, revocations
+):
+    """The phone's grant holds a refreshed ID token ftauth refuses (another ``sub``):
+    ftauth ends that grant itself, but France Travail never refused it (it had just
+    refreshed it). The laptop's refusal alone is no evidence that every grant is
+    refused: both devices sign in again, no ``consent_revoked``."""
+    from ftauth import crypto
+
+    laptop, phone, account, laptop_grant = two_devices
+    phone_grant = Grant.objects.get(
+        pk=AccountSession.objects.get(sid=phone.session["_ftauth"]["sid"]).grant_id
+    )
+    bad = fakeop.id_token(fakeop.grant_of("sub-devices"), sub="someone-else")
+    Grant.objects.filter(pk=phone_grant.pk).update(pending_id_token_ciphertext=crypto.encrypt(bad))
+    fakeop.revoke(laptop_grant)
+    age_session(laptop)
+    age_account_check(account)
+    fakeop.fail_next("userinfo", 401)
+    assert laptop.get("/ftauth/account/")["Location"] == "/"
+    assert revocations == []
+    account.refresh_from_db()
+    assert account.consent_withdrawn_at is None
+    assert not Grant.objects.filter(account=account).exists()
+    assert not page_ok(phone)
+
+
+@pytest.mark.django_db
 def test_an_api_call_with_a_refused_grant_ends_that_device_only(fakeop, two_devices, rf):
     from ftauth import api
 

@@ -137,8 +137,15 @@ def test_identity_server_down_from_the_start_is_a_503(client, idp, settings):
 
 @pytest.mark.parametrize(
     ("status", "body"),
-    [(500, {"error": "server_error"}), (200, b"{not json"), (200, ["a", "list"]), (DROP, {})],
-    ids=["5xx", "malformed-json", "not-an-object", "connection-killed"],
+    [
+        (500, {"error": "server_error"}),
+        (200, b"{not json"),
+        (200, ["a", "list"]),
+        (DROP, {}),
+        # Deeper than Python's JSON reader recurses: a RecursionError, not a ValueError.
+        (200, b"[" * 20_000),
+    ],
+    ids=["5xx", "malformed-json", "not-an-object", "connection-killed", "nested-too-deep"],
 )
 def test_discovery_trouble_falls_back_to_the_known_endpoints(client, idp, status, body):
     idp.fail_next("discovery", status, body=body)

@@ -120,6 +120,44 @@ def test_the_metrics_view_answers_only_the_scraper_holding_the_token(settings, r
     assert b"ftauth_france_travail_calls_total" in response.content
 
 
+def _metrics_urls():
+    from django.urls import path
+
+    from ftauth.metrics import metrics_view
+
+    return [path("metrics", metrics_view)]
+
+
+urlpatterns = _metrics_urls()
+
+
+def test_the_debug_page_of_a_crash_in_the_metrics_view_shows_no_token(settings, monkeypatch):
+    """An error in the metrics view (a multiprocess directory gone, say): Django's error
+    report (the DEBUG page, the error emails) must not show the scraper's token, which
+    the view holds in its frame's variables."""
+    import secrets
+
+    import prometheus_client
+
+    # Drawn here, so that no line of source shown on the page holds it.
+    token = secrets.token_urlsafe(16)
+
+    def broken(registry):
+        raise RuntimeError("the metrics could not be collected")
+
+    monkeypatch.setattr(prometheus_client, "generate_latest", broken)
+    settings.DEBUG = True
+    settings.ROOT_URLCONF = __name__
+    settings.FTAUTH = {**settings.FTAUTH, "METRICS_TOKEN": token}
+    page = Client(raise_request_exception=False).get(
+        "/metrics", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert page.status_code == 500
+    text = page.content.decode()
+    assert "the metrics could not be collected" in text  # the developer's page, still useful
+    assert token not in text
+
+
 def test_quota_waits_and_refusals_are_counted(fakeop):
     """Each wait for a turn of the quota is observed; each call refused for the quota
     is counted with its reason (``quota_refused``)."""

@@ -188,3 +188,21 @@ def test_a_logout_token_with_any_number_is_answered_never_a_500(fakeop, claim, v
     if response.status_code == 200:
         # None leaves the claim out: a logout token's exp is optional (section 2.4).
         assert is_time(value) or (claim == "exp" and value is None)
+
+
+# Deeper than Python's JSON reader recurses (a RecursionError, not a ValueError).
+TOO_DEEP = Raw("[" * 20_000 + "]" * 20_000)
+
+
+def test_a_token_answer_nested_too_deep_is_refused_not_a_500(client, idp):
+    idp.token_fields = {"extra": TOO_DEEP}
+    _, response = sign_in(client, idp)
+    assert response.status_code == 400
+    assert "_auth_user_id" not in client.session and not Grant.objects.exists()
+
+
+def test_a_userinfo_answer_nested_too_deep_is_refused_not_a_500(client, idp):
+    idp.userinfo_body = {"sub": "x", "extra": TOO_DEEP}
+    _, response = sign_in(client, idp)
+    assert response.status_code == 400
+    assert "_auth_user_id" not in client.session and not Grant.objects.exists()

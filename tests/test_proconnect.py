@@ -235,6 +235,7 @@ def test_a_callback_without_code_under_an_essential_level_says_so_and_never_loop
         ("other_sub", "userinfo_sub"),
         ("json", "userinfo_signature"),
         ("no_aud", "aud"),
+        ("deep", "format"),
     ],
 )
 def test_userinfo_must_be_a_jwt_signed_by_proconnect_about_the_same_sub(
@@ -493,3 +494,70 @@ def test_hs256_works_only_where_the_site_configured_it(client, proconnect, setti
 def test_an_end_session_parameter_no_server_knows_is_refused_at_configuration():
     with pytest.raises(SettingError, match="end_session_redirect_param"):
         realms.build_realms({"proconnect": {"end_session_redirect_param": "post_logout_uri"}})
+
+
+def _stale_claims(account):
+    """The account's claims as if read from userinfo long ago, with an old address."""
+    LinkedAccount.objects.filter(pk=account.pk).update(
+        claims={"sub": account.sub, "email": "old@example.org"}, claims_at=None
+    )
+
+
+def test_the_periodic_check_completes_stale_claims_from_the_verified_jwt(client, proconnect):
+    """The witness's answer (a signed JWT) completes stale claims, as France Travail's
+    JSON does: the JWT is verified and read, not dropped for not being a dict."""
+    from tests.lifecycle import age_account_check, age_session
+
+    sign_in(client, proconnect, "agent")
+    account = LinkedAccount.objects.get()
+    _stale_claims(account)
+    age_session(client)
+    age_account_check(account)
+    assert client.get("/ftauth/account/").status_code == 200
+    account.refresh_from_db()
+    assert account.claims["email"] == PERSONAS["agent"]["email"]
+    assert account.claims_at is not None
+
+
+@pytest.mark.parametrize("mode", ["json", "forged", "other_sub", "nan", "nul"])
+def test_the_periodic_check_never_stores_claims_proconnect_did_not_sign(client, proconnect, mode):
+    """On a realm whose userinfo is a signed JWT, a plain JSON answer (anyone on the
+    path could have written it), a forged signature or another ``sub`` is never
+    stored as the person's claims by the witness, as the sign-in refuses them."""
+    from tests.lifecycle import age_account_check, age_session
+
+    sign_in(client, proconnect, "agent")
+    account = LinkedAccount.objects.get()
+    _stale_claims(account)
+    proconnect.userinfo_mode = mode
+    age_session(client)
+    age_account_check(account)
+    assert client.get("/ftauth/account/").status_code == 200
+    account.refresh_from_db()
+    assert account.claims == {"sub": account.sub, "email": "old@example.org"}
+    assert account.claims_at is None
+
+
+@pytest.mark.parametrize("mode", ["nan", "nul"])
+def test_userinfo_values_json_cannot_store_are_refused_as_the_servers_fault(
+    client, proconnect, mode
+):
+    """A JWT userinfo whose claims hold NaN, an infinity (Python's JSON reads them), NUL
+    or a lone surrogate (PostgreSQL refuses them): the sign-in is refused as a bad
+    answer (400), not taken for a database failure (503) or a 500."""
+    proconnect.userinfo_mode = mode
+    _params, response = sign_in(client, proconnect, "agent")
+    assert response.status_code == 400
+    assert not LinkedAccount.objects.exists() and "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("-inf"), "a\x00b", "\ud800", {"k\x00": 1}, [1.0, float("inf")]]
+)
+def test_claims_no_database_stores_are_not_the_persons(value):
+    from ftauth.core.errors import InvalidResponse
+    from ftauth.internal.claims import about_the_person
+
+    with pytest.raises(InvalidResponse):
+        about_the_person({"sub": "s", "custom": value})
+    assert about_the_person({"sub": "s", "custom": [1.5, "é", {"k": None}]})["custom"]

@@ -288,7 +288,7 @@ class ApiClient:
         elif status != 204 and response.content:
             try:
                 data = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise InvalidResponse(f"{api} answered {status} without JSON") from None
         return ApiResponse(
             status=status,
@@ -315,7 +315,7 @@ def error_body(response: requests.Response) -> Any:
     """An error answer's body for :class:`ApiError`: JSON if it is, else bounded text."""
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.text[:ERROR_BODY_LIMIT]
 
 

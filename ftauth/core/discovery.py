@@ -84,7 +84,7 @@ def _fetch_json(http: HttpClient, url: str, kind: str) -> dict[str, Any]:
         raise TransportError(f"{url} answered {response.status_code}", status=response.status_code)
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidResponse(f"{url} did not answer JSON") from None
     if not isinstance(data, dict):
         raise InvalidResponse(f"{url} did not answer a JSON object")

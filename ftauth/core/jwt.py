@@ -120,7 +120,7 @@ def verify_signature(
         raise TokenValidationError("signature", f"signature refused: {exc.error}") from None
     try:
         payload = json.loads(obj.payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise TokenValidationError("format", "payload is not JSON") from None
     if not isinstance(payload, dict):
         raise TokenValidationError("format", "payload is not a JSON object")

@@ -104,7 +104,7 @@ def request_token(
     raise_for_transient(response, "token endpoint")
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidResponse(
             f"token endpoint answered {response.status_code} without JSON"
         ) from None
