@@ -235,6 +235,7 @@ def test_a_callback_without_code_under_an_essential_level_says_so_and_never_loop
         ("other_sub", "userinfo_sub"),
         ("json", "userinfo_signature"),
         ("no_aud", "aud"),
+        ("other_iss", "iss"),
     ],
 )
 def test_userinfo_must_be_a_jwt_signed_by_proconnect_about_the_same_sub(
@@ -493,3 +494,17 @@ def test_hs256_works_only_where_the_site_configured_it(client, proconnect, setti
 def test_an_end_session_parameter_no_server_knows_is_refused_at_configuration():
     with pytest.raises(SettingError, match="end_session_redirect_param"):
         realms.build_realms({"proconnect": {"end_session_redirect_param": "post_logout_uri"}})
+
+
+def test_a_sign_out_return_after_its_time_is_refused(client, proconnect):
+    """The sign-out's state is good for LOGOUT_STATE_TTL: a return later is refused."""
+    from ftauth.views.session import SESSION_LOGOUT_STATE
+
+    sign_in(client, proconnect, "agent")
+    query = parse_qs(urlsplit(_sign_out(client)["Location"]).query)
+    session = client.session
+    session[SESSION_LOGOUT_STATE] = {**session[SESSION_LOGOUT_STATE], "until": time.time() - 1}
+    session.save()
+    response = client.get("/ftauth/logout/done/", {"state": query["state"][0]})
+    assert response.status_code == 400
+    assert "Location" not in response
