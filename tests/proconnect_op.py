@@ -101,7 +101,7 @@ class ProConnectOP:
         self.grants: list[Grant] = []
         self.requests: list[dict[str, Any]] = []
         # Test-only misbehaviour of the userinfo endpoint: "forged", "other_sub",
-        # "json", "no_aud", "nan", "nul", "deep" (none: ProConnect's answer).
+        # "json", "no_aud", "other_iss", "nan", "nul", "deep" (none: ProConnect's answer).
         self.userinfo_mode = ""
         # The algorithm chosen at registration: ES256 (ProConnect's default) or HS256.
         self.alg = "ES256"
@@ -231,6 +231,8 @@ class ProConnectOP:
             claims["sub"] = "pc-sub-someone-else"
         if mode == "no_aud":
             claims["aud"] = "another-site"
+        if mode == "other_iss":
+            claims["iss"] = "https://elsewhere.example/api/v2"
         if mode == "nan":  # numbers JSON cannot store: NaN, 1e999
             claims["custom"] = {"score": float("nan"), "rank": float("inf")}
         if mode == "nul":  # text PostgreSQL's jsonb refuses

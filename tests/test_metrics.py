@@ -176,3 +176,16 @@ def test_quota_waits_and_refusals_are_counted(fakeop):
         sample("ftauth_quota_refusals_total", api="peconnect-individu", reason="turn")
         == refused + 1
     )
+
+
+def test_without_a_token_even_an_empty_bearer_gets_no_metrics(settings, rf):
+    """No METRICS_TOKEN means no metrics, whatever the request says (an empty
+    ``Bearer`` would otherwise match the empty token)."""
+    from django.http import Http404
+
+    from ftauth.metrics import metrics_view
+
+    settings.FTAUTH = {**settings.FTAUTH, "METRICS_TOKEN": ""}
+    for header in ("Bearer ", "Bearer", ""):
+        with pytest.raises(Http404):
+            metrics_view(rf.get("/metrics", HTTP_AUTHORIZATION=header))

@@ -243,3 +243,30 @@ def test_malformed_marker_signs_the_session_out(fakeop):
     session.save()
     response = client.get(PROTECTED)
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_a_device_whose_grant_was_ended_is_signed_out_though_the_account_was_confirmed(
+    settings, fakeop, revocations
+):
+    """The account's recent confirmation (the phone's probe) spares the laptop a
+    call, never the end of its own refused grant: its next due request signs it
+    out. With signed cookies the laptop's session cannot be deleted: the registry
+    row forgotten with the grant is all that ends it."""
+    from ftauth import api, consent
+
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+
+    laptop, phone = Client(), Client()
+    account = sign_in(laptop, fakeop, "sub-ended-due")
+    laptop_grant = fakeop.grant_of("sub-ended-due")
+    sign_in(phone, fakeop, "sub-ended-due")
+    fakeop.revoke(laptop_grant)
+    request = RequestFactory().get("/")
+    request.user, request.session = account.user, laptop.session
+    with pytest.raises(consent.GrantEnded):  # the laptop refused, the phone's probe fine
+        api.for_request(request, "individu").get("peconnect-individu/v1/userinfo")
+    assert Grant.objects.filter(account=account).count() == 1  # the phone's, just confirmed
+    age_session(laptop)
+    assert laptop.get(PROTECTED).status_code == 302
+    assert phone.get(PROTECTED).status_code == 200
+    assert revocations == []

@@ -236,6 +236,7 @@ def test_a_callback_without_code_under_an_essential_level_says_so_and_never_loop
         ("json", "userinfo_signature"),
         ("no_aud", "aud"),
         ("deep", "format"),
+        ("other_iss", "iss"),
     ],
 )
 def test_userinfo_must_be_a_jwt_signed_by_proconnect_about_the_same_sub(
@@ -561,3 +562,17 @@ def test_claims_no_database_stores_are_not_the_persons(value):
     with pytest.raises(InvalidResponse):
         about_the_person({"sub": "s", "custom": value})
     assert about_the_person({"sub": "s", "custom": [1.5, "é", {"k": None}]})["custom"]
+
+
+def test_a_sign_out_return_after_its_time_is_refused(client, proconnect):
+    """The sign-out's state is good for LOGOUT_STATE_TTL: a return later is refused."""
+    from ftauth.views.session import SESSION_LOGOUT_STATE
+
+    sign_in(client, proconnect, "agent")
+    query = parse_qs(urlsplit(_sign_out(client)["Location"]).query)
+    session = client.session
+    session[SESSION_LOGOUT_STATE] = {**session[SESSION_LOGOUT_STATE], "until": time.time() - 1}
+    session.save()
+    response = client.get("/ftauth/logout/done/", {"state": query["state"][0]})
+    assert response.status_code == 400
+    assert "Location" not in response

@@ -420,3 +420,20 @@ def test_a_background_caller_takes_only_the_next_turn(shared_cache, clock):
     assert caught.value.reason == "background"
     assert caught.value.retry_after == pytest.approx(0.5)
     assert later.sleeps == []
+
+
+def test_a_turn_past_the_budget_is_refused_before_asking_for_a_seat(shared_cache, clock):
+    """A call that cannot be served within its budget is refused for that (``turn``),
+    before the waiting room is consulted: it never takes a seat another caller
+    could use, and a full room is not blamed for it."""
+    frozen = FakeClock(clock.now)
+    booked: list[float] = []
+    booker = limiter(shared_cache, frozen, rate=4, sleep=booked.append)
+    for _ in range(5):  # windows at 0, 0.25, 0.5, 0.75 and 1.0 s from now
+        booker.acquire("offresdemploi")
+    waits: list[float] = []
+    late = limiter(shared_cache, frozen, rate=4, max_wait=1.0, sleep=waits.append, max_waiting=0)
+    with pytest.raises(QuotaExceeded) as caught:
+        late.acquire("offresdemploi")
+    assert (caught.value.reason, caught.value.retry_after) == ("turn", pytest.approx(1.25))
+    assert waits == []

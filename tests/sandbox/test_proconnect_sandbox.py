@@ -87,9 +87,10 @@ def test_the_sandbox_refuses_unknown_parameters_and_short_state(pro, settings):
     authorize = login.headers["Location"]
     assert user.get(authorize + "&realm=%2Findividu").status_code == 400  # Y000400
     query = parse_qs(urlsplit(authorize).query)
-    query["state"] = ["x" * 31]
-    short = requests.get(authorize.split("?")[0], params=query, timeout=10)
-    assert short.status_code == 400
+    for name in ("state", "nonce"):
+        short = {**query, name: ["x" * 31]}
+        answer = requests.get(authorize.split("?")[0], params=short, timeout=10)
+        assert answer.status_code == 400, name
 
 
 def test_refresh_and_sign_out_with_state(pro):
@@ -115,6 +116,10 @@ def test_refresh_and_sign_out_with_state(pro):
     location = out.headers["Location"]
     assert "/sandbox/proconnect/api/v2/session/end?" in location
     assert not Grant.objects.exists()  # before the trip to ProConnect
+    # ProConnect requires the state at its session/end: without one, no sign-out.
+    end, _, query = location.partition("?")
+    stateless = {k: v for k, v in parse_qs(query).items() if k != "state"}
+    assert user.http.get(end, params=stateless, timeout=10).status_code == 400
     back = user.http.get(location, timeout=10)
     assert back.status_code == 200 and back.url == f"{pro}/"
     assert user.get(ACCOUNT, allow_redirects=False).status_code == 302
