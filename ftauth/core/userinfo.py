@@ -22,13 +22,15 @@ def userinfo_claims(
     answer: Any,
     *,
     signed: bool,
-    rules: IdTokenRules,
+    rules: IdTokenRules | None,
     jwks_source: JwksSource,
     client_secret: str,
     sub: str,
 ) -> dict[str, Any]:
     """The claims of a userinfo answer, once it is proven to be about ``sub``."""
     if signed:
+        if rules is None:
+            raise ValueError("a signed userinfo answer needs the realm's rules")
         if not isinstance(answer, str):
             raise TokenValidationError("userinfo_signature", "userinfo answer is not a signed JWT")
         claims = verify_signature(

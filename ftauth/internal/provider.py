@@ -118,11 +118,14 @@ class Provider:
 
     def userinfo_claims(self, answer: Any, *, sub: str) -> dict[str, Any]:
         """A userinfo answer's claims: a signed JWT verified like an ID token when the
-        realm's data says so (ProConnect), JSON otherwise; about ``sub`` either way."""
+        realm's data says so (ProConnect), JSON otherwise; about ``sub`` either way.
+        The rules (the issuer, from discovery) are read only for a signed answer: a
+        consent check on France Travail's realms asks nothing more than userinfo."""
+        signed = self.realm.userinfo_jwt
         return userinfo.userinfo_claims(
             answer,
-            signed=self.realm.userinfo_jwt,
-            rules=self.rules(),
+            signed=signed,
+            rules=self.rules() if signed else None,
             jwks_source=self._token_endpoint_jwks,
             client_secret=self.client_secret,
             sub=sub,
