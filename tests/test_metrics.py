@@ -189,3 +189,12 @@ def test_without_a_token_even_an_empty_bearer_gets_no_metrics(settings, rf):
     for header in ("Bearer ", "Bearer", ""):
         with pytest.raises(Http404):
             metrics_view(rf.get("/metrics", HTTP_AUTHORIZATION=header))
+
+
+def test_userinfo_and_api_calls_are_counted_under_their_own_kind(fakeop):
+    """The API client names its calls: a first sign-in's userinfo is ``userinfo``,
+    never lumped with ``other``."""
+    userinfo, other = calls("userinfo", "200"), calls("other", "200")
+    assert sign_in(Client(), fakeop)[1].status_code == 302  # a first sign-in reads userinfo
+    assert calls("userinfo", "200") == userinfo + 1
+    assert calls("other", "200") == other

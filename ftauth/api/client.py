@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import requests
 
 from ftauth.core.errors import ApiError, InvalidResponse, QuotaExceeded, TransportError
-from ftauth.core.http import ANSWER_LIMITS, HttpClient, parse_retry_after
+from ftauth.core.http import HttpClient, parse_retry_after
 from ftauth.internal.arrival import arrived_at
 from ftauth.metrics import observe_quota_wait
 
@@ -160,7 +160,7 @@ class ApiClient:
         """Like :meth:`request` for an absolute URL (a realm's userinfo endpoint);
         its quota is that of the API it names under ``/partenaire/``."""
         rest = url[len(self.base_url) :] if url.startswith(self.base_url) else ""
-        kwargs.setdefault("max_bytes", ANSWER_LIMITS["userinfo"])
+        kwargs.setdefault("kind", "userinfo")
         return self.call(method, url, api_name(rest.split("?", 1)[0]) or "userinfo", **kwargs)
 
     def call(
@@ -172,7 +172,7 @@ class ApiClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
-        max_bytes: int = ANSWER_LIMITS["api"],
+        kind: str = "api",
     ) -> ApiResponse:
         """One API call with this client's credentials: the rule for a refused
         token lives here, once. A 401 renews the token once; a 401 on the renewed
@@ -181,7 +181,7 @@ class ApiClient:
             raise ValueError("the Authorization header is ftauth's to set")
         deadline = self._deadline()
         token = self.credentials.token()
-        send = (params, json, headers, deadline, max_bytes)
+        send = (params, json, headers, deadline, kind)
         try:
             response = self._send(method, url, api, token, *send)
             if response.status_code == 401:
@@ -213,7 +213,7 @@ class ApiClient:
         json: Any,
         headers: Mapping[str, str] | None,
         deadline: float,
-        max_bytes: int,
+        kind: str,
     ) -> requests.Response:
         """One call, paced, with 429 answers honoured and retried while the budget lasts."""
         outgoing = {**(headers or {}), "Accept": "application/json"}
@@ -239,7 +239,7 @@ class ApiClient:
                 headers=outgoing,
                 timeout=timeout,
                 deadline=left,
-                max_bytes=max_bytes,
+                kind=kind,
             )
             rate_limit = RateLimitHeaders.from_headers(response.headers)
             self.limiter.note_headers(api, rate_limit)
