@@ -297,3 +297,42 @@ def test_a_refresh_storm_refreshes_each_grant_once(sandbox, wire, settings):
     assert sum(wire.refreshes.values()) == 5 and set(wire.refreshes.values()) == {1}
     assert wire.refused_refreshes == 0
     assert Grant.objects.filter(account=account, refreshed_at__isnull=False).count() == 5
+
+
+# --- local work: what a callback writes ------------------------------------------------------
+
+
+def _writes_to(queries, table: str) -> list[str]:
+    return [
+        q["sql"].split()[0]
+        for q in queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        and f'"{table}"' in q["sql"].split("(")[0].split(" SET ")[0]
+    ]
+
+
+@pytest.mark.django_db
+def test_a_sign_in_writes_the_linked_account_once(fakeop):
+    """A first sign-in inserts the account with what it records (no update after the
+    insert, no look-up of the links of a user created a moment ago); a returning one
+    updates it once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as first:
+        sign_in(Client(), fakeop, "sub-writes-once")
+    assert _writes_to(first.captured_queries, "ftauth_linkedaccount") == ["INSERT"]
+    links_looked_up = [
+        q["sql"]
+        for q in first.captured_queries
+        if q["sql"].startswith('SELECT 1 AS "a" FROM "ftauth_linkedaccount"')
+    ]
+    assert links_looked_up == []
+    account = LinkedAccount.objects.get(sub="sub-writes-once")
+    assert account.claims["given_name"] == "Camille"
+    assert account.claims_at is not None and account.last_login_at is not None
+    with CaptureQueriesContext(connection) as again:
+        sign_in(Client(), fakeop, "sub-writes-once")
+    assert _writes_to(again.captured_queries, "ftauth_linkedaccount") == ["UPDATE"]
+    account.refresh_from_db()
+    assert account.last_login_at > account.linked_at

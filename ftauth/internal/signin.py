@@ -515,19 +515,28 @@ def _linked_account(realm: str, sub: str) -> LinkedAccount | None:
 
 
 def _link(
-    request: HttpRequest, identity: VerifiedIdentity, current: Any, adapter: AccountAdapter
+    request: HttpRequest,
+    identity: VerifiedIdentity,
+    current: Any,
+    adapter: AccountAdapter,
+    fields: dict[str, Any],
 ) -> LinkedAccount:
     """A first sign-in with this identity: the signed-in user, or the one the
-    adapter finds (``LINK_BY_EMAIL``), or a new one; never a user by its username."""
+    adapter finds (``LINK_BY_EMAIL``), or a new one; never a user by its username.
+    The account is written once, with ``fields`` (what the sign-in records)."""
+    created = False
     if current is not None:
         user = current
     else:
         user = adapter.find_user_by_email(request, identity)
         if user is None:
             user = adapter.create_user(request, identity)
-    if LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
+            created = True
+    # A user created a moment ago has no identity yet (the unique constraint on
+    # user and realm stands behind this, for an adapter that returns an old user).
+    if not created and LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
         raise AccountConflict("this account is already linked to another identity here")
-    return LinkedAccount.objects.create(user=user, realm=identity.realm, sub=identity.sub)
+    return LinkedAccount.objects.create(user=user, realm=identity.realm, sub=identity.sub, **fields)
 
 
 def needs_link_confirmation(request: HttpRequest, identity: VerifiedIdentity) -> bool:
@@ -612,11 +621,24 @@ def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
     # As the callback found it (one query for the whole sign-in).
     account = identity.account
     kind = AuditEvent.Kind.SIGNED_IN
+    # What every sign-in records on the account. New tokens mean the user consented
+    # again: a previous withdrawal no longer stands.
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "claims": identity.claims,
+        "email": identity.email,
+        "last_login_at": now,
+        "consent_withdrawn_at": None,
+    }
+    if identity.userinfo_read:
+        fields["claims_at"] = now
+    linked = False
     if account is None:
         try:
             with transaction.atomic():
-                account = _link(request, identity, current, adapter)
+                account = _link(request, identity, current, adapter, fields)
             kind = AuditEvent.Kind.LINKED
+            linked = True
         except IntegrityError:
             # The same identity's first sign-in on another device won the race:
             # both devices sign in, as one user.
@@ -629,16 +651,10 @@ def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
     if not user.is_active or not adapter.can_sign_in(request, user, identity):
         raise AccountRefused("this account may not sign in")
     adapter.update_user(request, user, identity)
-    account.claims = identity.claims
-    account.email = identity.email
-    account.last_login_at = timezone.now()
-    # New tokens mean the user consented again: a previous withdrawal no longer stands.
-    account.consent_withdrawn_at = None
-    fields = ["claims", "email", "last_login_at", "consent_withdrawn_at"]
-    if identity.userinfo_read:
-        account.claims_at = account.last_login_at
-        fields.append("claims_at")
-    account.save(update_fields=fields)
+    if not linked:
+        for name, value in fields.items():
+            setattr(account, name, value)
+        account.save(update_fields=list(fields))
     grant = vault.new_grant(
         account, identity.tokens, identity.id_token_claims, device=vault.device_of(request)
     )
