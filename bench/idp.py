@@ -37,12 +37,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-HOST = "/authentification-candidat"
-OAUTH = f"{HOST}/connexion/oauth2"
-REALM_PATH = f"{OAUTH}/realms/root/realms/individu"
-USERINFO = "/api/partenaire/peconnect-individu/v1/userinfo"
-CLIENT_ID = "ftauth-bench"
-CLIENT_SECRET = "bench-secret-local-only"
+from .idp_names import CLIENT_ID, CLIENT_SECRET, HOST, OAUTH, REALM_PATH, USERINFO
+
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "HOST", "OAUTH", "REALM_PATH", "USERINFO"]
+
 CODE_LIFETIME = 60
 KEPT = 20_000  # codes and access tokens remembered at most (oldest forgotten first)
 

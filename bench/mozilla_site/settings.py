@@ -11,7 +11,7 @@ import os
 
 import environ
 
-from bench.idp import CLIENT_ID, CLIENT_SECRET, OAUTH, USERINFO
+from bench.idp_names import CLIENT_ID, CLIENT_SECRET, OAUTH, USERINFO
 
 env = environ.Env()
 IDP = os.environ.get("BENCH_IDP_URL", "http://127.0.0.1:9")
