@@ -12,7 +12,9 @@ the code (no login page); the subject is the ``login_hint`` the client sends.
 
 Every answer waits ``latency`` seconds first (set through ``/_bench/latency``),
 to stand for the network and the server's own work. ``/_bench/stats`` counts
-answers per endpoint, ``/_bench/reset`` zeroes the counts.
+answers per endpoint, whatever their status (``token`` counts refusals too), and
+``token_ok`` the token answers that gave tokens (200): codes exchanged;
+``/_bench/reset`` zeroes the counts.
 
 Run: ``python -m bench.idp --port 0`` prints ``listening on <port>``.
 """
@@ -240,6 +242,8 @@ class Handler(BaseHTTPRequestHandler):
         kind, answer = self._route(method)
         with self.server.idp.lock:
             self.server.idp.counts[kind] += 1
+            if kind == "token" and answer[0] == 200:
+                self.server.idp.counts["token_ok"] += 1
         if self.server.idp.latency:
             time.sleep(self.server.idp.latency)
         self._answer(*answer)
