@@ -77,9 +77,6 @@ class AccountAdapter:
         return username
 
     def create_user(self, request: Any, identity: VerifiedIdentity) -> Any:
-        """A new user for a first sign-in (saved). It must be new: the sign-in links
-        it without looking for its other identities (an old user with an identity in
-        this realm makes the sign-in fail on the database's constraint)."""
         user_model = get_user_model()
         user = user_model(**{user_model.USERNAME_FIELD: self.unique_username(identity)})
         user.set_unusable_password()

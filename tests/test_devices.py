@@ -492,6 +492,43 @@ def test_first_sign_in_that_loses_the_race_signs_in_as_the_winner(fakeop, monkey
     assert Grant.objects.filter(account=account).count() == 2
 
 
+@pytest.mark.django_db
+def test_the_race_loser_records_its_sign_in_on_the_winners_account(fakeop, monkeypatch):
+    """The loser's first sign-in wrote nothing (its insert was rolled back): what it
+    records (claims, address, last login, claims read, consent) goes on the winner's."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ftauth.internal import signin
+
+    account = sign_in(Client(), fakeop, "sub-race-fields")
+    long_ago = timezone.now() - timedelta(days=30)
+    LinkedAccount.objects.filter(pk=account.pk).update(
+        last_login_at=long_ago, claims_at=long_ago, consent_withdrawn_at=long_ago, email=""
+    )
+    real = signin._linked_account
+    calls = {"n": 0}
+
+    def read_before_the_winner_committed(realm, sub):
+        calls["n"] += 1
+        return None if calls["n"] == 1 else real(realm, sub)
+
+    monkeypatch.setattr(signin, "_linked_account", read_before_the_winner_committed)
+    fakeop.userinfo_body = {
+        "sub": "sub-race-fields",
+        "given_name": "Dominique",
+        "email": "dominique@example.org",
+    }
+    assert sign_in(Client(), fakeop, "sub-race-fields") == account
+    assert calls["n"] == 2  # the loser's path
+    account.refresh_from_db()
+    assert account.claims["given_name"] == "Dominique"
+    assert account.email == "dominique@example.org"
+    assert account.last_login_at > long_ago and account.claims_at > long_ago
+    assert account.consent_withdrawn_at is None
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_simultaneous_first_sign_ins_both_succeed(fakeop):

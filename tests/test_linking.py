@@ -314,3 +314,31 @@ def test_link_confirmation_speaks_english_too(idp):
     _, response = sign_in(english, idp)
     page = response.content.decode()
     assert "Link your France Travail identity?" in page and "Link to this account" in page
+
+
+class OneUserPerEmailAdapter(AccountAdapter):
+    """A site with one user per address: its create_user reuses the user that has it."""
+
+    def create_user(self, request, identity):
+        user, _ = User.objects.get_or_create(
+            email=identity.email, defaults={"username": self.unique_username(identity)}
+        )
+        return user
+
+
+def test_an_adapter_returning_a_user_linked_here_gets_the_conflict_page(client, idp, settings):
+    settings.FTAUTH = {
+        **settings.FTAUTH,
+        "ACCOUNT_ADAPTER": "tests.test_linking.OneUserPerEmailAdapter",
+    }
+    idp.userinfo_body = {"sub": SUB, "email": "camille@example.org", "email_verified": "true"}
+    sign_in(client, idp)
+    owner = LinkedAccount.objects.get().user
+    client.logout()
+    # A second France Travail identity with the same address: the site's user is
+    # already linked to one in this realm.
+    idp.userinfo_body = {"sub": "sub-other", "email": "camille@example.org"}
+    _, response = sign_in(client, idp, sub="sub-other")
+    assert response.status_code == 409  # "Compte déjà lié", not "Service indisponible"
+    assert LinkedAccount.objects.get().user == owner
+    assert "_auth_user_id" not in client.session

@@ -314,20 +314,13 @@ def _writes_to(queries, table: str) -> list[str]:
 @pytest.mark.django_db
 def test_a_sign_in_writes_the_linked_account_once(fakeop):
     """A first sign-in inserts the account with what it records (no update after the
-    insert, no look-up of the links of a user created a moment ago); a returning one
-    updates it once."""
+    insert); a returning one updates it once."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as first:
         sign_in(Client(), fakeop, "sub-writes-once")
     assert _writes_to(first.captured_queries, "ftauth_linkedaccount") == ["INSERT"]
-    links_looked_up = [
-        q["sql"]
-        for q in first.captured_queries
-        if q["sql"].startswith('SELECT 1 AS "a" FROM "ftauth_linkedaccount"')
-    ]
-    assert links_looked_up == []
     account = LinkedAccount.objects.get(sub="sub-writes-once")
     assert account.claims["given_name"] == "Camille"
     assert account.claims_at is not None and account.last_login_at is not None
@@ -336,3 +329,20 @@ def test_a_sign_in_writes_the_linked_account_once(fakeop):
     assert _writes_to(again.captured_queries, "ftauth_linkedaccount") == ["UPDATE"]
     account.refresh_from_db()
     assert account.last_login_at > account.linked_at
+
+
+@pytest.mark.django_db
+def test_a_first_sign_in_without_userinfo_records_no_claims_read(fakeop):
+    """claims_at says when userinfo was read: a first sign-in that could not read it
+    leaves it empty, and records the rest (the next witness call completes it)."""
+    fakeop.fail_next("userinfo", 502)
+    sign_in(Client(), fakeop, "sub-no-userinfo")
+    account = LinkedAccount.objects.get(sub="sub-no-userinfo")
+    assert account.claims_at is None
+    assert account.last_login_at is not None and account.consent_withdrawn_at is None
+
+
+@pytest.mark.django_db
+def test_a_first_sign_in_links_and_logs_in_at_one_time(fakeop):
+    account = sign_in(Client(), fakeop, "sub-order")
+    assert account.last_login_at == account.linked_at

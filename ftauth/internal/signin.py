@@ -524,17 +524,13 @@ def _link(
     """A first sign-in with this identity: the signed-in user, or the one the
     adapter finds (``LINK_BY_EMAIL``), or a new one; never a user by its username.
     The account is written once, with ``fields`` (what the sign-in records)."""
-    created = False
     if current is not None:
         user = current
     else:
         user = adapter.find_user_by_email(request, identity)
         if user is None:
             user = adapter.create_user(request, identity)
-            created = True
-    # A user created a moment ago has no identity yet (the unique constraint on
-    # user and realm stands behind this, for an adapter that returns an old user).
-    if not created and LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
+    if LinkedAccount.objects.filter(user=user, realm=identity.realm).exists():
         raise AccountConflict("this account is already linked to another identity here")
     return LinkedAccount.objects.create(user=user, realm=identity.realm, sub=identity.sub, **fields)
 
@@ -636,7 +632,7 @@ def resolve_user(request: HttpRequest, identity: VerifiedIdentity) -> Any:
     if account is None:
         try:
             with transaction.atomic():
-                account = _link(request, identity, current, adapter, fields)
+                account = _link(request, identity, current, adapter, {**fields, "linked_at": now})
             kind = AuditEvent.Kind.LINKED
             linked = True
         except IntegrityError:
